@@ -1,0 +1,1 @@
+//! PerSQL HTTP API.

@@ -1,0 +1,1 @@
+//! PerSQL storage.
