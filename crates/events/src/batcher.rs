@@ -1,0 +1,84 @@
+//! Group commit for query usage events: the query path hands events to a channel and a
+//! background task appends them in batches, so no query waits on a control-plane write.
+
+use std::time::Duration;
+
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{envelope::Envelope, outbox, store::ControlPlane};
+
+/// Upper bound on events per append transaction.
+const MAX_BATCH: usize = 5000;
+/// How long a lone event may wait for company before it is written.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// Sender side of the batcher. Cloneable; `send` applies backpressure when the writer
+/// falls behind by more than the channel's capacity.
+#[derive(Clone)]
+pub struct QueryEventBatcher {
+    tx: mpsc::Sender<Envelope>,
+}
+
+impl QueryEventBatcher {
+    /// Starts the writer task. It drains what is queued before exiting on `shutdown`.
+    pub fn spawn(cp: ControlPlane, shutdown: CancellationToken) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(65_536);
+        let handle = tokio::spawn(run(cp, rx, shutdown));
+        (Self { tx }, handle)
+    }
+
+    /// Queues an event. Waits only when the queue is full.
+    pub async fn send(&self, event: Envelope) {
+        if self.tx.send(event).await.is_err() {
+            tracing::warn!("query event dropped: the batcher has stopped");
+        }
+    }
+}
+
+async fn run(cp: ControlPlane, mut rx: mpsc::Receiver<Envelope>, shutdown: CancellationToken) {
+    let mut buf = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            e = rx.recv() => e,
+            _ = shutdown.cancelled() => { rx.close(); rx.recv().await }
+        };
+        let Some(first) = first else { return };
+        buf.push(first);
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while buf.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => buf.push(e),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        write(&cp, &mut buf).await;
+    }
+}
+
+/// Appends `buf` in one transaction, retrying transient failures a few times.
+async fn write(cp: &ControlPlane, buf: &mut Vec<Envelope>) {
+    for attempt in 0..5u32 {
+        let result = async {
+            let mut tx = cp.begin().await?;
+            outbox::append(&mut tx, cp.backend(), buf).await?;
+            cp.commit(tx).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                buf.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, events = buf.len(), "writing query events failed");
+                tokio::time::sleep(crate::bus::backoff(attempt)).await;
+            }
+        }
+    }
+    tracing::error!(
+        events = buf.len(),
+        "query events dropped after repeated write failures"
+    );
+    buf.clear();
+}

@@ -1,0 +1,191 @@
+//! Embedded bus: the control plane's `events` table is the log; consumers tail it by `seq`
+//! and move their offset in the same transaction as their effect.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::Row;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Handler, backoff};
+use crate::{
+    envelope::Envelope,
+    store::{ControlPlane, StoreError},
+};
+
+/// How often tailers look for events appended by other processes sharing the control plane.
+const POLL: Duration = Duration::from_millis(200);
+const BATCH: i64 = 1000;
+
+pub(super) async fn consume(
+    cp: ControlPlane,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) {
+    let name = handler.name();
+    let mut offset = loop {
+        match load_offset(&cp, name).await {
+            Ok(o) => break o,
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, "cannot read consumer offset; retrying");
+                if sleep_or_shutdown(Duration::from_secs(1), &shutdown).await {
+                    return;
+                }
+            }
+        }
+    };
+    let mut appended = cp.appended();
+    let mut attempt = 0;
+    while !shutdown.is_cancelled() {
+        let batch = match read_after(&cp, offset, BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, "reading the event log failed");
+                attempt += 1;
+                if sleep_or_shutdown(backoff(attempt), &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(last) = batch.last else {
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        };
+        let wanted: Vec<Envelope> = batch
+            .events
+            .into_iter()
+            .filter_map(|(_, e)| handler.types().contains(&e.type_suffix()).then_some(e))
+            .collect();
+        match apply(&cp, handler.as_ref(), &wanted, last).await {
+            Ok(()) => {
+                attempt = 0;
+                offset = last;
+                handler.committed(&wanted).await;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(consumer = name, error = %e, attempt, "applying events failed; retrying");
+                if sleep_or_shutdown(backoff(attempt), &shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn apply(
+    cp: &ControlPlane,
+    handler: &dyn Handler,
+    events: &[Envelope],
+    last: i64,
+) -> Result<(), String> {
+    let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
+    for e in events {
+        handler
+            .handle(&mut tx, e)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    sqlx::query(
+        "INSERT INTO consumer_offsets (consumer, seq) VALUES ($1, $2) \
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(handler.name())
+    .bind(last)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    cp.commit(tx).await.map_err(|e| e.to_string())
+}
+
+async fn load_offset(cp: &ControlPlane, name: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT seq FROM consumer_offsets WHERE consumer = $1")
+        .bind(name)
+        .fetch_optional(cp.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<i64, _>(0)?,
+        None => 0,
+    })
+}
+
+/// Events read from the log: `last` is the highest `seq` read (also when its row did not decode,
+/// so a consumer never sticks on a bad row).
+struct Batch {
+    last: Option<i64>,
+    events: Vec<(i64, Envelope)>,
+}
+
+/// Events with `seq > after`, oldest first. Rows that do not decode are logged and skipped.
+async fn read_after(cp: &ControlPlane, after: i64, limit: i64) -> Result<Batch, StoreError> {
+    let rows = sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(cp.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for r in rows {
+        let seq: i64 = r.try_get(0)?;
+        last = Some(seq);
+        let body: String = r.try_get(1)?;
+        match serde_json::from_str::<Envelope>(&body) {
+            Ok(e) => out.push((seq, e)),
+            Err(e) => tracing::error!(seq, error = %e, "undecodable event in the log; skipped"),
+        }
+    }
+    Ok(Batch { last, events: out })
+}
+
+pub(super) async fn tail(
+    cp: ControlPlane,
+    out: mpsc::Sender<Envelope>,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let start: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .fetch_one(cp.pool())
+        .await?
+        .try_get(0)?;
+    tokio::spawn(async move {
+        let mut offset = start;
+        let mut appended = cp.appended();
+        loop {
+            match read_after(&cp, offset, BATCH).await {
+                Ok(Batch {
+                    last: Some(last),
+                    events,
+                }) => {
+                    for (_, e) in events {
+                        if out.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    offset = last;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "tailing the event log failed"),
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.cancelled() => return,
+                _ = out.closed() => return,
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Sleeps for `d`; true when shutdown fired first.
+pub(super) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.cancelled() => true,
+    }
+}

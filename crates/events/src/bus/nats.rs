@@ -1,0 +1,305 @@
+//! NATS JetStream bus: one stream captures `<prefix>.events.>`; a relay publishes outbox
+//! rows with `Nats-Msg-Id` = event id (JetStream drops duplicates inside its window), and
+//! durable pull consumers ack only after their effect committed.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+    message::PublishMessage,
+    stream,
+};
+use futures::{StreamExt, future::try_join_all};
+use sqlx::{Any, QueryBuilder, Row};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Handler, backoff, embedded::sleep_or_shutdown};
+use crate::{
+    envelope::Envelope,
+    store::{ControlPlane, StoreError, now_ms},
+};
+
+const RELAY_BATCH: i64 = 1000;
+const FETCH_BATCH: usize = 1000;
+
+#[derive(Clone)]
+pub(super) struct NatsBus {
+    js: jetstream::Context,
+    prefix: String,
+    stream: String,
+}
+
+fn nats_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Nats(e.to_string())
+}
+
+impl NatsBus {
+    pub(super) async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(nats_err)?;
+        let js = jetstream::new(client);
+        let stream = format!("{}_EVENTS", prefix.to_uppercase().replace(['.', '-'], "_"));
+        js.get_or_create_stream(stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{prefix}.events.>")],
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(nats_err)?;
+        Ok(Self {
+            js,
+            prefix: prefix.to_owned(),
+            stream,
+        })
+    }
+
+    /// Publishes unpublished outbox rows, oldest first, then marks them published.
+    pub(super) async fn relay(&self, cp: ControlPlane, shutdown: CancellationToken) {
+        let mut appended = cp.appended();
+        let mut attempt = 0;
+        while !shutdown.is_cancelled() {
+            match self.relay_once(&cp).await {
+                Ok(0) => {
+                    attempt = 0;
+                    tokio::select! {
+                        _ = appended.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+                Ok(_) => attempt = 0,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "outbox relay failed; retrying");
+                    if sleep_or_shutdown(backoff(attempt), &shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn relay_once(&self, cp: &ControlPlane) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM events WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(RELAY_BATCH)
+        .fetch_all(cp.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut acks = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let body: String = r.try_get(1)?;
+            seqs.push(seq);
+            let Ok(e) = serde_json::from_str::<Envelope>(&body) else {
+                tracing::error!(
+                    seq,
+                    "undecodable event in the outbox; marked published without sending"
+                );
+                continue;
+            };
+            // Pipelined: send everything, then await the acks together.
+            let ack = self
+                .js
+                .send_publish(
+                    e.nats_subject(&self.prefix),
+                    PublishMessage::build()
+                        .payload(body.into())
+                        .message_id(&e.id),
+                )
+                .await
+                .map_err(nats_err)?;
+            acks.push(ack);
+        }
+        try_join_all(acks.into_iter().map(|a| a.into_future()))
+            .await
+            .map_err(nats_err)?;
+        let mut qb: QueryBuilder<Any> = QueryBuilder::new("UPDATE events SET published_at = ");
+        qb.push_bind(now_ms()).push(" WHERE seq IN (");
+        let mut list = qb.separated(", ");
+        for s in &seqs {
+            list.push_bind(*s);
+        }
+        qb.push(")");
+        qb.build().execute(cp.pool()).await?;
+        Ok(seqs.len())
+    }
+
+    fn filter(&self, handler: &dyn Handler) -> String {
+        match handler.types() {
+            [one] => format!("{}.events.*.{one}", self.prefix),
+            _ => format!("{}.events.>", self.prefix),
+        }
+    }
+
+    pub(super) async fn consume(
+        &self,
+        cp: ControlPlane,
+        handler: Arc<dyn Handler>,
+        shutdown: CancellationToken,
+    ) {
+        let mut attempt = 0;
+        while !shutdown.is_cancelled() {
+            match self
+                .consume_until_error(&cp, handler.as_ref(), &shutdown)
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(consumer = handler.name(), error = %e, attempt, "consumer failed; resuming");
+                    if sleep_or_shutdown(backoff(attempt), &shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn consume_until_error(
+        &self,
+        cp: &ControlPlane,
+        handler: &dyn Handler,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let stream = self.js.get_stream(&self.stream).await.map_err(nats_err)?;
+        let consumer = stream
+            .get_or_create_consumer(
+                handler.name(),
+                pull::Config {
+                    durable_name: Some(handler.name().to_owned()),
+                    filter_subject: self.filter(handler),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_err)?;
+        loop {
+            let fetch = consumer
+                .batch()
+                .max_messages(FETCH_BATCH)
+                .expires(Duration::from_millis(500))
+                .messages();
+            let mut batch = tokio::select! {
+                b = fetch => b.map_err(nats_err)?,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            let mut messages = Vec::new();
+            while let Some(m) = batch.next().await {
+                messages.push(m.map_err(nats_err)?);
+            }
+            if messages.is_empty() {
+                continue;
+            }
+            let mut wanted = Vec::new();
+            for m in &messages {
+                match serde_json::from_slice::<Envelope>(&m.payload) {
+                    Ok(e) if handler.types().contains(&e.type_suffix()) => wanted.push(e),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(subject = %m.subject, error = %e, "undecodable event; acked and skipped")
+                    }
+                }
+            }
+            let applied = self.apply(cp, handler, &wanted).await;
+            if let Err(e) = applied {
+                // Leave the messages unacked: they are redelivered after a Nak.
+                for m in &messages {
+                    let _ = m
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                        .await;
+                }
+                return Err(StoreError::Nats(format!("handler: {e}")));
+            }
+            handler.committed(&wanted).await;
+            for m in &messages {
+                m.ack().await.map_err(nats_err)?;
+            }
+        }
+    }
+
+    /// Applies `events` in one transaction; each event's id is recorded in the same
+    /// transaction, so a redelivered event is recognised and skipped.
+    async fn apply(
+        &self,
+        cp: &ControlPlane,
+        handler: &dyn Handler,
+        events: &[Envelope],
+    ) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
+        for e in events {
+            let fresh = sqlx::query(
+                "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(handler.name())
+            .bind(&e.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?
+            .rows_affected()
+                == 1;
+            if fresh {
+                handler
+                    .handle(&mut tx, e)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        cp.commit(tx).await.map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn tail(
+        &self,
+        out: mpsc::Sender<Envelope>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StoreError> {
+        let stream = self.js.get_stream(&self.stream).await.map_err(nats_err)?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: format!("{}.events.>", self.prefix),
+                deliver_policy: DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err)?;
+        let mut messages = consumer.messages().await.map_err(nats_err)?;
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    m = messages.next() => m,
+                    _ = shutdown.cancelled() => return,
+                };
+                match next {
+                    Some(Ok(m)) => {
+                        if let Ok(e) = serde_json::from_slice::<Envelope>(&m.payload)
+                            && out.send(e).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "tail of the event stream failed"),
+                    None => return,
+                }
+            }
+        });
+        Ok(())
+    }
+}
