@@ -73,7 +73,12 @@ fn configure(db: &Connection, cfg: &StorageConfig) -> Result<(), StorageError> {
     // Extension loading stays off: SQLite's default, and rusqlite is built
     // without `load_extension`, so nothing can turn it on.
     let limits = &cfg.limits;
-    db.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, clamp(limits.max_sql_bytes))?;
+    // The engine limit also applies when SQLite parses the stored schema,
+    // whose DDL can outgrow the tenant limit (ALTER TABLE rewrites it): a
+    // limit at exactly `max_sql_bytes` could make a database unopenable.
+    // Tenant SQL is held to `max_sql_bytes` exactly before preparing.
+    let engine_sql_limit = limits.max_sql_bytes.saturating_mul(10).max(1 << 20);
+    db.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, clamp(engine_sql_limit))?;
     db.set_limit(
         Limit::SQLITE_LIMIT_VARIABLE_NUMBER,
         clamp(limits.max_params),

@@ -16,8 +16,9 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// One object per row, column name -> value.
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
-    /// Rows returned plus rows visited by full table scans
-    /// (`SQLITE_STMTSTATUS_FULLSCAN_STEP`); index lookups count only what they return.
+    /// Rows returned plus `SQLITE_STMTSTATUS_FULLSCAN_STEP` (forward steps of
+    /// full table scans, i.e. rows visited minus one per scan); index lookups
+    /// count only what they return. Cheap, monotonic, and good enough to bill by.
     pub rows_read: u64,
     /// Rows inserted, updated or deleted, including by triggers (`total_changes` delta).
     pub rows_written: u64,
