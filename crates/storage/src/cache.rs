@@ -24,7 +24,7 @@ pub(crate) struct Inner {
     /// `root/images`: template schema images.
     pub images: PathBuf,
     /// Open connections, LRU-bounded by `cfg.max_open`.
-    handles: Cache<DbLocation, Handle>,
+    pub handles: Cache<DbLocation, Handle>,
     /// Template images by template: (schema_version, user_version, file).
     pub image_index: Mutex<ImageIndex>,
 }

@@ -10,7 +10,7 @@ use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig,
 /// Tenant databases: one SQLite file per database, connections cached.
 #[derive(Clone)]
 pub struct Storage {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Storage {
