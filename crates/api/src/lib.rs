@@ -1,1 +1,29 @@
-//! PerSQL HTTP API.
+//! PerSQL's HTTP API (axum), auth and tokens, and the `persql` command line that composes
+//! every crate into one process or several.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod slug;
+pub mod state;
+pub mod telemetry;
+pub mod tokens;
+
+pub use app::{Components, Running, start};
+pub use config::Config;
+pub use routes::{openapi, router};
+
+/// Serves the HTTP API on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: state::AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

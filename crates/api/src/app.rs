@@ -1,0 +1,195 @@
+//! Composes the crates into a running service: control plane, bus, storage, consumers,
+//! and (for `serve`/`api`) the HTTP state.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use persql_events::{
+    Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher, TokensRevoked,
+};
+use persql_provisioner::{ProvisionHandler, ReadyWaiter, Registry};
+use persql_storage::Storage;
+use sqlx::Row;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::Auth,
+    config::Config,
+    state::{App, AppState, DatabaseCache},
+    tokens::{self, NewToken, Secret, TokenKind},
+};
+
+/// Which parts run in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Components {
+    /// Everything (`persql serve`).
+    All,
+    /// HTTP only (`persql api`); provisioning happens in another process.
+    Api,
+    /// The provisioner consumer only (`persql provisioner`).
+    Provisioner,
+}
+
+/// A started service.
+pub struct Running {
+    /// HTTP state, when this process serves the API.
+    pub state: Option<AppState>,
+    /// Operator token generated on this start (to print once), if any.
+    pub generated_admin_token: Option<String>,
+    pub shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    cp: ControlPlane,
+}
+
+impl Running {
+    /// Stops background tasks (draining queued query events) and closes the control plane.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.cp.close().await;
+    }
+}
+
+/// Starts the components of `config`.
+pub async fn start(config: Config, components: Components) -> anyhow::Result<Running> {
+    crate::telemetry::prometheus();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let cp = ControlPlane::connect(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("connecting to the control plane")?;
+    let bus = Bus::connect(
+        cp.clone(),
+        &BusConfig {
+            nats_url: config.nats_url.clone(),
+            prefix: config.nats_prefix.clone(),
+        },
+    )
+    .await
+    .context("connecting to the event bus")?;
+    let storage = Storage::new(config.storage()).context("opening tenant storage")?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let waiter = ReadyWaiter::new();
+
+    if let Some(relay) = bus.spawn_relay(shutdown.clone()) {
+        tasks.push(relay);
+    }
+    if components != Components::Api {
+        let handler = ProvisionHandler::new(storage.clone(), cp.backend(), waiter.clone());
+        tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+    }
+    if components == Components::Provisioner {
+        return Ok(Running {
+            state: None,
+            generated_admin_token: None,
+            shutdown,
+            tasks,
+            cp,
+        });
+    }
+
+    let generated_admin_token = bootstrap_operator(&cp, config.admin_token.clone()).await?;
+    let (query_events, batcher) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
+    tasks.push(batcher);
+    let state = AppState(Arc::new(App {
+        registry: Registry::new(cp.clone()),
+        auth: Auth::new(cp.clone()),
+        databases: DatabaseCache::new(cp.clone()),
+        config,
+        cp: cp.clone(),
+        bus: bus.clone(),
+        storage,
+        waiter,
+        query_events,
+    }));
+    tasks.push(spawn_invalidation(&state, shutdown.clone()).await?);
+    Ok(Running {
+        state: Some(state),
+        generated_admin_token,
+        shutdown,
+        tasks,
+        cp,
+    })
+}
+
+/// Keeps this process's caches in step with changes made anywhere: revoked tokens and
+/// deleted databases are forgotten, provision waiters are woken.
+async fn spawn_invalidation(
+    state: &AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mut rx = state
+        .bus
+        .tail(shutdown)
+        .await
+        .context("tailing the event bus")?;
+    let state = state.clone();
+    Ok(tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let Some(Ok(r)) = e.decode::<TokensRevoked>() {
+                state.auth.forget(&r.token_ids);
+            } else if let Some(Ok(d)) = e.decode::<DatabaseDeleted>() {
+                state.databases.forget(&d.database_id);
+            } else if e.is::<Provisioned>() {
+                state.waiter.wake();
+            }
+        }
+    }))
+}
+
+/// Ensures an operator token exists. A configured one is stored (hashed) if new; with none
+/// configured and none stored, one is generated and returned to be printed once.
+async fn bootstrap_operator(
+    cp: &ControlPlane,
+    configured: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    let no_ns = NewToken {
+        kind: TokenKind::Operator,
+        namespace_id: None,
+        namespace_slug: "_operator",
+        database_id: None,
+        role: None,
+        billed_namespace_id: None,
+        expires_at: None,
+    };
+    let mut tx = cp.begin().await?;
+    let generated = match configured {
+        Some(t) => {
+            anyhow::ensure!(
+                t.starts_with("psql_admin_") && t.len() >= "psql_admin_".len() + 32,
+                "PERSQL_ADMIN_TOKEN must start with psql_admin_ and carry at least 32 more characters"
+            );
+            let secret = Secret::from_config(t);
+            let known = sqlx::query("SELECT 1 FROM tokens WHERE hash = $1")
+                .bind(secret.hash())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !known {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                tokens::insert(&mut tx, &id, &secret, &no_ns).await?;
+            }
+            None
+        }
+        None => {
+            let count: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM tokens WHERE kind = 'operator' AND revoked_at IS NULL",
+            )
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if count > 0 {
+                None
+            } else {
+                let (_, secret) = tokens::mint(&mut tx, cp.backend(), &no_ns).await?;
+                Some(secret.expose().to_owned())
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(generated)
+}

@@ -1,0 +1,112 @@
+//! Configuration: every setting is a flag and a `PERSQL_*` environment variable.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+use persql_storage::{Limits, StorageConfig, Synchronous};
+
+/// Settings shared by every process (`serve`, `api`, `provisioner`).
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "PERSQL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory holding tenant databases (and `control.db` when no database URL is set).
+    #[arg(long, env = "PERSQL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Control-plane database: `postgres://…`; unset = SQLite file `<data-dir>/control.db`.
+    #[arg(long, env = "PERSQL_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// NATS server with JetStream (`nats://127.0.0.1:4222`); unset = the embedded event log.
+    #[arg(long, env = "PERSQL_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Prefix of NATS subjects and of the stream name (`<prefix>.events.<ns>.<type>`).
+    #[arg(long, env = "PERSQL_NATS_PREFIX", default_value = "persql")]
+    pub nats_prefix: String,
+
+    /// Operator token (`psql_admin_…`). Unset: one is generated on first start, printed
+    /// once and stored hashed.
+    #[arg(long, env = "PERSQL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Lifetime of tokens minted by provision, in seconds.
+    #[arg(long, env = "PERSQL_TOKEN_TTL", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Longest lifetime `POST /v1/tokens` accepts, in seconds (default 30 days).
+    #[arg(long, env = "PERSQL_MAX_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub max_token_ttl_secs: u64,
+
+    /// How long provision waits for the database to become query-ready, in milliseconds.
+    #[arg(long, env = "PERSQL_PROVISION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub provision_timeout_ms: u64,
+
+    /// Tenant commit durability: `full` (default; survives power loss) or `normal`.
+    #[arg(long, env = "PERSQL_SYNCHRONOUS", default_value = "full", value_parser = ["full", "normal"])]
+    pub synchronous: String,
+
+    /// Open tenant database handles kept in the LRU cache.
+    #[arg(long, env = "PERSQL_MAX_OPEN_DATABASES", default_value_t = 1024)]
+    pub max_open_databases: u64,
+
+    /// Per-query time limit in milliseconds (408 `query_timeout` past it).
+    #[arg(long, env = "PERSQL_QUERY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub query_timeout_ms: u64,
+
+    /// Largest request body in bytes (413 `payload_too_large` past it).
+    #[arg(long, env = "PERSQL_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Most rows one query may return (413 `result_too_large` past it).
+    #[arg(long, env = "PERSQL_MAX_RESULT_ROWS", default_value_t = 10_000)]
+    pub max_result_rows: usize,
+
+    /// Largest result one query may return, in bytes (413 `result_too_large` past it).
+    #[arg(long, env = "PERSQL_MAX_RESULT_BYTES", default_value_t = 16 << 20)]
+    pub max_result_bytes: usize,
+
+    /// Largest size of one tenant database, in bytes (507 `database_full` past it).
+    #[arg(long, env = "PERSQL_MAX_DATABASE_BYTES", default_value_t = 1 << 30)]
+    pub max_database_bytes: u64,
+}
+
+impl Config {
+    /// Defaults for `data_dir`, as `persql serve` with no flags would use.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parse an empty command line so defaults live in one place (the attributes
+        // above); environment variables still apply, as they would for the binary.
+        let mut config = Wrapper::parse_from(["persql"]).config;
+        config.data_dir = data_dir;
+        config
+    }
+
+    /// Tenant storage settings.
+    pub fn storage(&self) -> StorageConfig {
+        StorageConfig {
+            root: self.data_dir.clone(),
+            max_open: self.max_open_databases,
+            synchronous: if self.synchronous == "normal" {
+                Synchronous::Normal
+            } else {
+                Synchronous::Full
+            },
+            limits: Limits {
+                query_timeout: Duration::from_millis(self.query_timeout_ms),
+                max_result_rows: self.max_result_rows,
+                max_result_bytes: self.max_result_bytes,
+                max_database_bytes: self.max_database_bytes,
+                ..Limits::default()
+            },
+        }
+    }
+}

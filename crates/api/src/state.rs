@@ -1,0 +1,117 @@
+//! Shared application state handed to every handler.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use moka::future::Cache;
+use persql_events::{Bus, ControlPlane, QueryEventBatcher};
+use persql_provisioner::{DatabaseState, ReadyWaiter, Registry};
+use persql_storage::{DbLocation, Storage};
+use sqlx::Row;
+
+use crate::{auth::Auth, config::Config, error::ApiError};
+
+/// Everything a request may need. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The composed service.
+pub struct App {
+    pub config: Config,
+    pub cp: ControlPlane,
+    pub bus: Bus,
+    pub storage: Storage,
+    pub registry: Registry,
+    pub auth: Auth,
+    pub databases: DatabaseCache,
+    pub waiter: ReadyWaiter,
+    pub query_events: QueryEventBatcher,
+}
+
+/// A query-ready database as the query path needs it.
+#[derive(Clone, Debug)]
+pub struct DbEntry {
+    pub id: String,
+    pub namespace_id: String,
+    pub namespace_slug: String,
+    pub slug: String,
+    pub location: DbLocation,
+}
+
+/// `(namespace slug, database slug)` → ready database, cached. Deletion invalidates.
+#[derive(Clone)]
+pub struct DatabaseCache {
+    cp: ControlPlane,
+    cache: Cache<(String, String), Arc<DbEntry>>,
+}
+
+impl DatabaseCache {
+    pub fn new(cp: ControlPlane) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(200_000)
+            .time_to_idle(Duration::from_secs(600))
+            .support_invalidation_closures()
+            .build();
+        Self { cp, cache }
+    }
+
+    /// The ready database `ns/db`, if any.
+    pub async fn lookup(&self, ns: &str, db: &str) -> Result<Option<Arc<DbEntry>>, ApiError> {
+        let key = (ns.to_owned(), db.to_owned());
+        if let Some(e) = self.cache.get(&key).await {
+            return Ok(Some(e));
+        }
+        let row = sqlx::query(
+            "SELECT d.id, d.namespace_id, d.state FROM databases d JOIN namespaces n ON n.id = d.namespace_id \
+             WHERE n.slug = $1 AND d.slug = $2",
+        )
+        .bind(ns)
+        .bind(db)
+        .fetch_optional(self.cp.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get(2)?;
+        if state != "ready" {
+            return Ok(None);
+        }
+        let id: String = r.try_get(0)?;
+        let namespace_id: String = r.try_get(1)?;
+        let location = DbLocation::new(&namespace_id, &id)?;
+        let entry = Arc::new(DbEntry {
+            id,
+            namespace_id,
+            namespace_slug: ns.to_owned(),
+            slug: db.to_owned(),
+            location,
+        });
+        self.cache.insert(key, entry.clone()).await;
+        Ok(Some(entry))
+    }
+
+    /// Forgets the database with id `id`.
+    pub fn forget(&self, id: &str) {
+        let id = id.to_owned();
+        if self
+            .cache
+            .invalidate_entries_if(move |_, e| e.id == id)
+            .is_err()
+        {
+            self.cache.invalidate_all();
+        }
+    }
+}
+
+/// Maps a registry state for display.
+pub fn state_name(s: DatabaseState) -> &'static str {
+    match s {
+        DatabaseState::Pending => "pending",
+        DatabaseState::Ready => "ready",
+        DatabaseState::Failed => "failed",
+    }
+}
