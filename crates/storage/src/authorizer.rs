@@ -53,6 +53,8 @@ pub(crate) struct Gate {
     pub deadline: Option<Instant>,
     /// The progress handler interrupted a statement because of `deadline`.
     pub timed_out: bool,
+    /// Names of the shadow tables of the database's virtual tables.
+    pub shadow_tables: Vec<String>,
 }
 
 /// Shared handle to a connection's gate.
@@ -67,6 +69,7 @@ pub(crate) fn new_gate() -> SharedGate {
         ddl: false,
         deadline: None,
         timed_out: false,
+        shadow_tables: Vec::new(),
     }))
 }
 
@@ -105,6 +108,32 @@ const DENIED_FUNCTIONS: &[&str] = &[
 
 /// Virtual table modules an admin may create.
 const VTAB_MODULES: &[&str] = &["fts5", "fts5vocab", "rtree", "rtree_i32"];
+
+/// Shadow table suffixes of the allowed modules. `PRAGMA table_list` only
+/// reports shadow tables once their virtual table is connected, too late.
+const SHADOW_SUFFIXES: &[(&str, &[&str])] = &[
+    ("fts5", &["data", "idx", "content", "docsize", "config"]),
+    ("rtree", &["node", "parent", "rowid"]),
+    ("rtree_i32", &["node", "parent", "rowid"]),
+];
+
+/// The shadow table names of virtual table `name` declared by `sql`.
+pub(crate) fn shadow_tables_of(name: &str, sql: &str) -> Vec<String> {
+    let lower = sql.to_ascii_lowercase();
+    let module = lower
+        .find(" using ")
+        .map(|i| lower[i + 7..].trim_start())
+        .and_then(|rest| {
+            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+        })
+        .unwrap_or("");
+    SHADOW_SUFFIXES
+        .iter()
+        .filter(|(m, _)| *m == module)
+        .flat_map(|(_, suffixes)| suffixes.iter().map(|s| format!("{name}_{s}")))
+        .collect()
+}
 
 /// The schema tables, writable only through DDL.
 fn is_schema_table(name: &str) -> bool {
@@ -189,7 +218,13 @@ fn decide(role: Role, ctx: &AuthContext<'_>, gate: &mut Gate) -> Result<(), Deni
                 // write without a DDL action is refused after prepare.
                 gate.schema_write = true;
                 Ok(())
-            } else if role == Role::Read {
+            } else if role == Role::Read
+                // Modules such as rtree prepare writes to their shadow tables
+                // when they connect, even for a read. Tenant SQL cannot write
+                // shadow tables: SQLITE_DBCONFIG_DEFENSIVE makes them read-only
+                // outside the module.
+                && !gate.shadow_tables.iter().any(|t| t.eq_ignore_ascii_case(table_name))
+            {
                 st("read-only token")
             } else {
                 Ok(())

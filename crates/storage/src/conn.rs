@@ -57,11 +57,13 @@ pub(crate) fn open(path: &Path, cfg: &StorageConfig, create: bool) -> Result<Con
             }
         }),
     )?;
-    Ok(Conn {
+    let conn = Conn {
         db,
         gate,
         cached_role: None,
-    })
+    };
+    conn.refresh_shadow_tables()?;
+    Ok(conn)
 }
 
 /// Pragmas, defensive flags and limits, applied before any hook is installed.
@@ -118,12 +120,34 @@ impl Conn {
         Ok(out?)
     }
 
+    /// Reloads the shadow table names the authorizer needs (after DDL).
+    pub(crate) fn refresh_shadow_tables(&self) -> Result<(), StorageError> {
+        let vtabs = self.trusted(|db| {
+            db.prepare(
+                "SELECT name, sql FROM sqlite_master \
+                 WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+            )?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let names = vtabs
+            .iter()
+            .flat_map(|(name, sql)| crate::authorizer::shadow_tables_of(name, sql))
+            .collect();
+        self.gate.lock().shadow_tables = names;
+        Ok(())
+    }
+
     /// Rolls back whatever transaction is open, leaving autocommit mode.
     pub(crate) fn rollback(&self) {
         if !self.db.is_autocommit()
             && let Err(e) = self.trusted(|db| db.execute_batch("ROLLBACK"))
         {
             tracing::warn!(error = %e, "rollback failed");
+        }
+        // Rolled-back DDL may have created or dropped shadow tables.
+        if let Err(e) = self.refresh_shadow_tables() {
+            tracing::warn!(error = %e, "reloading shadow tables failed");
         }
     }
 }

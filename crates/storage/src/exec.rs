@@ -120,9 +120,10 @@ impl Conn {
                 StorageError::StatementNotAllowed("writes to sqlite_schema are not allowed".into())
             } else {
                 match StorageError::from_tenant(e) {
-                    // SQLite refuses DML on the schema tables before asking the authorizer.
+                    // SQLite refuses DML on schema and (defensive mode) shadow
+                    // tables before asking the authorizer.
                     StorageError::Sql(m)
-                        if m.starts_with("table sqlite_") && m.ends_with("may not be modified") =>
+                        if m.starts_with("table ") && m.ends_with("may not be modified") =>
                     {
                         StorageError::StatementNotAllowed(m)
                     }
@@ -194,7 +195,11 @@ impl Conn {
             gate.lock().mode = Mode::Tenant(role);
             committed.map_err(StorageError::from_tenant)?;
         }
+        let was_ddl = gate.lock().ddl;
         gate.lock().enter(Mode::Locked);
+        if was_ddl {
+            self.refresh_shadow_tables()?;
+        }
         Ok(QueryResult {
             rows_read: rows.len() as u64 + scanned,
             columns,

@@ -225,3 +225,53 @@ fn vacuum_reaches_the_authorizer_only_as_a_nested_attach_at_run_time() {
     }
     assert!(!std::path::Path::new("/tmp/persql-probe-never.db").exists());
 }
+
+#[tokio::test]
+async fn a_read_token_can_query_virtual_tables_on_a_fresh_connection() {
+    let (_dir, s) = storage();
+    let db = with_table(&s, "vt").await;
+    for sql in [
+        "CREATE VIRTUAL TABLE f USING fts5(body)",
+        "CREATE VIRTUAL TABLE r USING rtree(id, x0, x1)",
+        "INSERT INTO f(body) VALUES ('hello')",
+        "INSERT INTO r VALUES (1, 0, 10)",
+    ] {
+        s.query(&db, Role::Admin, Statement::new(sql))
+            .await
+            .unwrap();
+    }
+    s.inner.evict(&db);
+    for sql in [
+        "SELECT * FROM f WHERE f MATCH 'hello'",
+        "SELECT id FROM r WHERE x0 < 5",
+    ] {
+        let r = s.query(&db, Role::Read, Statement::new(sql)).await;
+        assert_eq!(r.unwrap_or_else(|e| panic!("{sql}: {e:?}")).rows.len(), 1);
+    }
+    // Shadow tables stay unwritable, and look-alike names are ordinary tables.
+    s.query(&db, Role::Admin, Statement::new("CREATE TABLE r_notes(a)"))
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO r_notes VALUES (1)",
+        "DELETE FROM f_data",
+        "DELETE FROM r_node",
+    ] {
+        let err = s
+            .query(&db, Role::Read, Statement::new(sql))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::StatementNotAllowed(_)),
+            "{sql}: {err:?}"
+        );
+    }
+    let err = s
+        .query(&db, Role::Write, Statement::new("DELETE FROM r_node"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::StatementNotAllowed(_)),
+        "defensive mode protects shadow tables: {err:?}"
+    );
+}
