@@ -1,1 +1,1 @@
-//! Test support.
+//! Support crate for the end-to-end tests in `tests/e2e`.

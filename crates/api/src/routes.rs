@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     let doc = std::sync::Arc::new(doc);
     let body_limit = state.config.max_body_bytes;
     api.merge(system::router(doc))
+        .fallback(|| async { crate::error::ApiError::not_found("not_found", "no such resource") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(crate::telemetry::track))
         .layer(TraceLayer::new_for_http())

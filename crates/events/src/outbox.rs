@@ -1,7 +1,5 @@
 //! Appending events to the log/outbox inside the caller's transaction.
 
-use sqlx::{Any, QueryBuilder};
-
 use crate::{
     envelope::Envelope,
     store::{Backend, StoreError, Tx, now_ms},
@@ -21,22 +19,62 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
             .await?;
     }
     let created = now_ms();
-    // SQLite allows 32766 bound variables per statement; 6 per row.
+    // SQLite allows 32766 bound variables per statement; 5 per row.
     for chunk in events.chunks(1000) {
-        let mut qb: QueryBuilder<Any> =
-            QueryBuilder::new("INSERT INTO events (id, namespace, type, body, created_at) ");
-        let mut bodies = Vec::with_capacity(chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
         for e in chunk {
-            bodies.push(serde_json::to_string(e)?);
+            query = query
+                .bind(e.id.clone())
+                .bind(e.namespace.clone())
+                .bind(e.type_suffix().to_owned())
+                .bind(serde_json::to_string(e)?)
+                .bind(created);
         }
-        qb.push_values(chunk.iter().zip(bodies), |mut row, (e, body)| {
-            row.push_bind(e.id.clone())
-                .push_bind(e.namespace.clone())
-                .push_bind(e.type_suffix().to_owned())
-                .push_bind(body)
-                .push_bind(created);
-        });
-        qb.build().execute(&mut **tx).await?;
+        query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// `INSERT … VALUES ($1, …), …` for `rows` events. Numbered placeholders, which both
+/// backends accept (sqlx's `QueryBuilder<Any>` would emit `?`, which Postgres rejects).
+fn insert_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO events (id, namespace, type, body, created_at) VALUES ");
+    for r in 0..rows {
+        let b = r * 5;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+    }
+    sql
+}
+
+/// `$first, $first+1, …`: a list of `n` numbered placeholders.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_numbers_every_placeholder() {
+        assert_eq!(
+            insert_sql(2),
+            "INSERT INTO events (id, namespace, type, body, created_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10)"
+        );
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+    }
 }

@@ -11,13 +11,14 @@ use async_nats::jetstream::{
     stream,
 };
 use futures::{StreamExt, future::try_join_all};
-use sqlx::{Any, QueryBuilder, Row};
+use sqlx::Row;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Handler, backoff, embedded::sleep_or_shutdown};
 use crate::{
     envelope::Envelope,
+    outbox,
     store::{ControlPlane, StoreError, now_ms},
 };
 
@@ -126,14 +127,15 @@ impl NatsBus {
         try_join_all(acks.into_iter().map(|a| a.into_future()))
             .await
             .map_err(nats_err)?;
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new("UPDATE events SET published_at = ");
-        qb.push_bind(now_ms()).push(" WHERE seq IN (");
-        let mut list = qb.separated(", ");
+        let sql = format!(
+            "UPDATE events SET published_at = $1 WHERE seq IN ({})",
+            outbox::placeholders(2, seqs.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
         for s in &seqs {
-            list.push_bind(*s);
+            query = query.bind(*s);
         }
-        qb.push(")");
-        qb.build().execute(cp.pool()).await?;
+        query.execute(cp.pool()).await?;
         Ok(seqs.len())
     }
 

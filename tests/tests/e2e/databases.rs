@@ -1,0 +1,110 @@
+//! Workspace databases: create, list, delete.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{TestApp, assert_problem};
+
+#[tokio::test]
+async fn workspace_creates_lists_and_deletes_databases() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (s, b) = app
+        .post("/v1/databases", &ws, json!({ "slug": "app-template" }))
+        .await;
+    assert_problem(s, &b, StatusCode::CONFLICT, "database_exists");
+    let (s, b) = app
+        .post(
+            "/v1/databases",
+            &ws,
+            json!({ "slug": "copy", "template": "app-template" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["template"], "app-template");
+    let (token, db) = app.provision(&ws, "u").await;
+    let (s, list) = app.get("/v1/databases?limit=2", &ws).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["databases"].as_array().unwrap().len(), 2);
+    let (_, rest) = app
+        .get(
+            &format!(
+                "/v1/databases?after={}",
+                list["nextAfter"].as_str().unwrap()
+            ),
+            &ws,
+        )
+        .await;
+    assert_eq!(rest["databases"].as_array().unwrap().len(), 1);
+
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/databases/{db}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/databases/{db}"),
+            Some(&ws),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // Its tokens stop working at once, and the file is gone.
+    let (s, b) = app
+        .post(
+            &format!("/v1/databases/{db}/query"),
+            &token,
+            json!({ "sql": "SELECT 1" }),
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::UNAUTHORIZED, "invalid_token");
+    let (s, b) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/databases/{db}"),
+            Some(&ws),
+            None,
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "database_not_found");
+    // Provisioning the same subject again makes a new, empty database.
+    let (token2, db2) = app.provision(&ws, "u").await;
+    assert_eq!(db, db2);
+    let r = app
+        .sql(
+            &token2,
+            &db2,
+            "SELECT count(*) AS n FROM entries",
+            json!([]),
+        )
+        .await;
+    assert_eq!(r["data"][0]["n"], 0);
+}
+
+#[tokio::test]
+async fn database_slugs_are_validated() {
+    let app = TestApp::spawn().await;
+    let ws = app.namespace("acme").await;
+    for slug in ["", "u_0123", "../x", "A", "a b"] {
+        let (s, b) = app
+            .post("/v1/databases", &ws, json!({ "slug": slug }))
+            .await;
+        assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_slug");
+    }
+    let (s, b) = app
+        .post(
+            "/v1/databases",
+            &ws,
+            json!({ "slug": "x", "template": "missing" }),
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "template_not_found");
+    let (s, b) = app.get("/v1/databases?limit=0", &ws).await;
+    assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
+}
