@@ -3,6 +3,7 @@
 mod support;
 
 mod auth;
+mod bus;
 mod databases;
 mod limits;
 mod openapi;
