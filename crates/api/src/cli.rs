@@ -25,6 +25,8 @@ enum Command {
     Api(Config),
     /// Run only the provisioner consumer.
     Provisioner(Config),
+    /// Measure PerSQL against baselines in one process and print figures and ratios.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Entry point of the binary.
@@ -61,6 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.stop().await;
             Ok(())
         }
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }
 

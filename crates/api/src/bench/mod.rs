@@ -1,0 +1,180 @@
+//! `persql bench`: PerSQL against baselines measured in the same process and run.
+//!
+//! Absolute figures drift on shared machines, so every figure is printed next to a
+//! baseline measured moments apart, and the ratios are what to read.
+
+mod baseline;
+mod fleet;
+mod load;
+mod phases;
+mod report;
+mod target;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    load::{ClientRuntime, LoadSpec},
+    phases::Endpoints,
+    report::{Memory, Report},
+    target::{Api, PerSql},
+};
+
+/// Settings of `persql bench`; the defaults are the definition of the benchmark.
+#[derive(Clone, Debug, Args, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BenchArgs {
+    /// Measured seconds of each throughput run.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Unmeasured seconds before each throughput run.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// Concurrent keep-alive connections of each throughput run.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Per-user databases provisioned for the many-databases SELECT run.
+    #[arg(long, default_value_t = 100_000)]
+    pub databases: usize,
+    /// Provisions in flight while creating those databases.
+    #[arg(long, default_value_t = 32)]
+    pub provision_concurrency: usize,
+    /// Sequential first-time provisions timed for the provision-latency figure.
+    #[arg(long, default_value_t = 200)]
+    pub provisions: usize,
+    /// Worker threads of the load generator's own runtime.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+    /// Directory for PerSQL's and the baseline's files (default: a temporary directory,
+    /// removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print the report as JSON instead of a table (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs every phase and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let tmp = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::TempDir::new().context("creating a temporary directory")?),
+    };
+    let root = match (&args.data_dir, &tmp) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("a temporary directory exists when no data dir is given"),
+    };
+    let report = measure(&args, &root).await;
+    if let Some(t) = tmp {
+        eprintln!("bench: removing {}…", t.path().display());
+        // Best effort: many thousands of files; a failure here must not hide the report.
+        let _ = tokio::task::spawn_blocking(move || t.close()).await;
+    }
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Report> {
+    let spec = LoadSpec {
+        connections: args.connections,
+        warmup: Duration::from_secs(args.warmup_secs),
+        duration: Duration::from_secs(args.duration_secs),
+    };
+    let client = ClientRuntime::new(args.client_threads)?;
+
+    // The baseline: same schema and rows, its own file and loopback port.
+    let baseline_db = root.join("baseline").join("bench.db");
+    std::fs::create_dir_all(root.join("baseline"))?;
+    baseline::create_with_schema(&baseline_db, &phases::TEMPLATE_DDL)?;
+    baseline::open_wal_full(&baseline_db)?.execute_batch(&phases::fill_sql())?;
+    let stop_baseline = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let baseline_url = format!("http://{}/query", listener.local_addr()?);
+    let baseline_server = baseline::serve(listener, &baseline_db, stop_baseline.clone()).await?;
+
+    // PerSQL: a namespace, the template, and one hot per-user database with the same rows.
+    eprintln!("bench: starting PerSQL in {}", root.display());
+    let (persql, admin) = PerSql::start(root.join("persql")).await?;
+    let api = Api::new(&persql.base);
+    let ws = api.create_namespace(&admin, "bench").await?;
+    api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
+        .await?;
+    let hot = api.provision(&ws, "hot-user", "app-template").await?;
+    let persql_url = format!(
+        "{}/v1/databases/{}/{}/query",
+        persql.base, hot.namespace, hot.slug
+    );
+    api.post(
+        &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
+        &hot.token,
+        serde_json::json!({ "sql": phases::fill_sql() }),
+    )
+    .await
+    .context("filling the hot database")?;
+    let ep = Endpoints {
+        persql_url,
+        hot,
+        baseline_url,
+    };
+
+    let (select, insert) = phases::http_throughput(&client, spec, &ep).await?;
+    stop_baseline.cancel();
+    let _ = baseline_server.await;
+
+    let provision =
+        phases::provision_latency(&client, &api, &ws, args.provisions, root.join("direct")).await?;
+
+    eprintln!(
+        "bench: provisioning {} databases, {} in flight…",
+        args.databases, args.provision_concurrency
+    );
+    let (fleet, provision_secs) = phases::provision_fleet(
+        &client,
+        &api,
+        &ws,
+        args.databases.max(1),
+        args.provision_concurrency,
+    )
+    .await?;
+    let fleet = Arc::new(fleet);
+    eprintln!("bench: SELECT over {} databases…", fleet.len());
+    let spread = phases::spread_select(&client, spec, &persql.base, fleet.clone()).await?;
+    eprintln!("bench: SELECT on the hot database again…");
+    let hot_again = client
+        .load(
+            spec,
+            phases::fixed(ep.persql_url.clone(), Some(&ep.hot.token), false),
+        )
+        .await?;
+    let scale = phases::scale(
+        fleet.len(),
+        provision_secs,
+        spread,
+        select.persql.rps,
+        hot_again,
+    );
+    let memory = Memory::read();
+    persql.stop().await;
+
+    let mut report = Report {
+        settings: serde_json::to_value(args)?,
+        select,
+        insert,
+        provision,
+        scale,
+        memory,
+        targets: Vec::new(),
+    };
+    report.targets = report.targets();
+    Ok(report)
+}
