@@ -73,3 +73,13 @@ pub fn router(state: AppState) -> Router {
         .layer(CorsLayer::permissive())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openapi_document_is_reviewed() {
+        // The full document, reviewed like code; `openapi/openapi.json` is the same document
+        // as served (checked end to end in tests/e2e/openapi.rs).
+        insta::assert_json_snapshot!(super::openapi());
+    }
+}
