@@ -45,6 +45,18 @@ impl Envelope {
         }
     }
 
+    /// Replaces the id with a deterministic one, for events that several processes may
+    /// emit for the same fact (the log keeps one).
+    pub fn with_id(mut self, id: String) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// The event's creation time in unix milliseconds.
+    pub fn time_ms(&self) -> i64 {
+        (self.time.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
     /// The type without the `persql.` prefix.
     pub fn type_suffix(&self) -> &str {
         self.ty.strip_prefix("persql.").unwrap_or(&self.ty)

@@ -54,6 +54,9 @@ fn insert_sql(rows: usize) -> String {
             b + 5
         ));
     }
+    // Events with deterministic ids (e.g. one storage sample per database and interval,
+    // whichever process takes it) are logged once.
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
     sql
 }
 
@@ -73,7 +76,7 @@ mod tests {
     fn insert_sql_numbers_every_placeholder() {
         assert_eq!(
             insert_sql(2),
-            "INSERT INTO events (id, namespace, type, body, created_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10)"
+            "INSERT INTO events (id, namespace, type, body, created_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
         );
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
     }

@@ -113,6 +113,68 @@ pub struct QueryExecuted {
 }
 payload!(QueryExecuted, "query.executed");
 
+/// Storage of one database over one sampling interval, billed pro rata to its payer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSampled {
+    pub database_id: String,
+    pub namespace_id: String,
+    /// Namespace that pays for the database's storage now.
+    pub billed_namespace_id: String,
+    /// Size of the database file and its WAL.
+    pub bytes: u64,
+    /// Length of the interval this sample stands for.
+    pub interval_secs: u64,
+}
+payload!(StorageSampled, "storage.sampled");
+
+/// An operator topped up a namespace's prepaid balance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceToppedUp {
+    pub namespace_id: String,
+    /// Decimal string in currency units.
+    pub amount: String,
+    /// The operator's idempotency reference.
+    pub reference: String,
+}
+payload!(BalanceToppedUp, "balance.topped_up");
+
+/// Metering charged a namespace for the usage in one batch of events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceCharged {
+    pub namespace_id: String,
+    /// Total charged, a positive decimal string.
+    pub amount: String,
+    /// Number of ledger entries this covers.
+    pub charges: u64,
+    /// Balance after the charges.
+    pub balance: String,
+    /// Creation time (unix ms) of the newest event charged: API processes drop their local
+    /// spend estimates up to here.
+    pub through_ms: i64,
+}
+payload!(BalanceCharged, "balance.charged");
+
+/// A namespace's balance reached zero or below: billed calls get 402.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceDepleted {
+    pub namespace_id: String,
+    pub balance: String,
+}
+payload!(BalanceDepleted, "balance.depleted");
+
+/// A depleted namespace's balance is above zero again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceRestored {
+    pub namespace_id: String,
+    pub balance: String,
+}
+payload!(BalanceRestored, "balance.restored");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +247,33 @@ mod tests {
                 bytes: 120,
                 duration_us: 42,
                 error: None,
+            }),
+            snapshot(StorageSampled {
+                database_id: "01937c0000000000000000000000000b".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                billed_namespace_id: "01937c0000000000000000000000000a".into(),
+                bytes: 32768,
+                interval_secs: 3600,
+            }),
+            snapshot(BalanceToppedUp {
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                amount: "10.00".into(),
+                reference: "invoice-1".into(),
+            }),
+            snapshot(BalanceCharged {
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                amount: "0.000012".into(),
+                charges: 12,
+                balance: "9.999988".into(),
+                through_ms: 1_800_000_000_000,
+            }),
+            snapshot(BalanceDepleted {
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                balance: "-0.000001".into(),
+            }),
+            snapshot(BalanceRestored {
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                balance: "5".into(),
             }),
         ];
         insta::assert_json_snapshot!(all, {

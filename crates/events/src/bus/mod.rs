@@ -54,6 +54,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Applies `event`'s effect inside `tx`, which commits together with the consumer's
     /// position (embedded) or dedup mark (NATS): each event takes effect exactly once.
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError>;
+    /// Applies a batch of events (in log order) inside one transaction. Handlers with
+    /// per-batch savings (multi-row writes, aggregation) override this.
+    async fn handle_batch(&self, tx: &mut Tx, events: &[Envelope]) -> Result<(), HandlerError> {
+        for e in events {
+            self.handle(tx, e).await?;
+        }
+        Ok(())
+    }
     /// Runs after the transaction holding `events` committed (e.g. to wake waiters).
     async fn committed(&self, _events: &[Envelope]) {}
 }

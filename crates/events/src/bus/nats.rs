@@ -236,7 +236,7 @@ impl NatsBus {
     }
 
     /// Applies `events` in one transaction; each event's id is recorded in the same
-    /// transaction, so a redelivered event is recognised and skipped.
+    /// transaction, so a redelivered (or re-published) event is recognised and skipped.
     async fn apply(
         &self,
         cp: &ControlPlane,
@@ -247,23 +247,34 @@ impl NatsBus {
             return Ok(());
         }
         let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
-        for e in events {
-            let fresh = sqlx::query(
-                "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(handler.name())
-            .bind(&e.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?
-            .rows_affected()
-                == 1;
-            if fresh {
-                handler
-                    .handle(&mut tx, e)
-                    .await
-                    .map_err(|e| e.to_string())?;
+        let mut fresh_ids = std::collections::HashSet::new();
+        for chunk in events.chunks(1000) {
+            let sql = format!(
+                "INSERT INTO processed_events (consumer, event_id) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
+                (0..chunk.len())
+                    .map(|i| format!("($1, ${})", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(handler.name());
+            for e in chunk {
+                query = query.bind(&e.id);
             }
+            for row in query.fetch_all(&mut *tx).await.map_err(|e| e.to_string())? {
+                fresh_ids.insert(row.try_get::<String, _>(0).map_err(|e| e.to_string())?);
+            }
+        }
+        // Keep log order; skip what an earlier delivery already applied.
+        let fresh: Vec<Envelope> = events
+            .iter()
+            .filter(|e| fresh_ids.contains(&e.id))
+            .cloned()
+            .collect();
+        if !fresh.is_empty() {
+            handler
+                .handle_batch(&mut tx, &fresh)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         cp.commit(tx).await.map_err(|e| e.to_string())
     }
