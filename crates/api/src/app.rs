@@ -7,7 +7,8 @@ use anyhow::Context;
 use persql_events::{
     Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher, TokensRevoked,
 };
-use persql_provisioner::{ProvisionHandler, ReadyWaiter, Registry};
+use persql_metering::MeteringHandler;
+use persql_provisioner::{ProvisionHandler, ReadyWaiter, Registry, sampler};
 use persql_storage::Storage;
 use sqlx::Row;
 use tokio::task::JoinHandle;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::Auth,
     config::Config,
+    funding::Funding,
     state::{App, AppState, DatabaseCache},
     tokens::{self, NewToken, Secret, TokenKind},
 };
@@ -27,8 +29,10 @@ pub enum Components {
     All,
     /// HTTP only (`persql api`); provisioning happens in another process.
     Api,
-    /// The provisioner consumer only (`persql provisioner`).
+    /// The provisioner consumer and storage sampler only (`persql provisioner`).
     Provisioner,
+    /// The metering consumer only (`persql metering`).
+    Metering,
 }
 
 /// A started service.
@@ -78,11 +82,25 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     if let Some(relay) = bus.spawn_relay(shutdown.clone()) {
         tasks.push(relay);
     }
-    if components != Components::Api {
+    let prices = config.prices()?;
+    if matches!(components, Components::All | Components::Provisioner) {
         let handler = ProvisionHandler::new(storage.clone(), cp.backend(), waiter.clone());
         tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+        if config.metering_enabled() {
+            let interval = std::time::Duration::from_secs(config.storage_sample_secs.max(1));
+            tasks.push(sampler::spawn(
+                cp.clone(),
+                storage.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
     }
-    if components == Components::Provisioner {
+    if matches!(components, Components::All | Components::Metering) && config.metering_enabled() {
+        let handler = MeteringHandler::new(prices, cp.backend());
+        tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+    }
+    if matches!(components, Components::Provisioner | Components::Metering) {
         return Ok(Running {
             state: None,
             generated_admin_token: None,
@@ -94,6 +112,14 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
 
     let generated_admin_token = bootstrap_operator(&cp, config.admin_token.clone()).await?;
     let (query_events, batcher) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
+    // Subscribe before loading balances, so no balance event falls between the two.
+    let tail = bus
+        .tail(shutdown.clone())
+        .await
+        .context("tailing the event bus")?;
+    let funding = Funding::load(&cp, prices, config.metering_enabled())
+        .await
+        .context("loading balances")?;
     tasks.push(batcher);
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
@@ -105,8 +131,9 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         storage,
         waiter,
         query_events,
+        funding,
     }));
-    tasks.push(spawn_invalidation(&state, shutdown.clone()).await?);
+    tasks.push(spawn_invalidation(&state, tail));
     Ok(Running {
         state: Some(state),
         generated_admin_token,
@@ -117,20 +144,17 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
 }
 
 /// Keeps this process's caches in step with changes made anywhere: revoked tokens and
-/// deleted databases are forgotten, provision waiters are woken.
-async fn spawn_invalidation(
+/// deleted databases are forgotten, provision waiters are woken, balances follow metering.
+fn spawn_invalidation(
     state: &AppState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<JoinHandle<()>> {
-    let mut rx = state
-        .bus
-        .tail(shutdown)
-        .await
-        .context("tailing the event bus")?;
+    mut rx: tokio::sync::mpsc::Receiver<persql_events::Envelope>,
+) -> JoinHandle<()> {
     let state = state.clone();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            if let Some(Ok(r)) = e.decode::<TokensRevoked>() {
+            if e.type_suffix().starts_with("balance.") {
+                state.funding.apply(&e);
+            } else if let Some(Ok(r)) = e.decode::<TokensRevoked>() {
                 state.auth.forget(&r.token_ids);
             } else if let Some(Ok(d)) = e.decode::<DatabaseDeleted>() {
                 state.databases.forget(&d.database_id);
@@ -138,7 +162,7 @@ async fn spawn_invalidation(
                 state.waiter.wake();
             }
         }
-    }))
+    })
 }
 
 /// Ensures an operator token exists. A configured one is stored (hashed) if new; with none

@@ -23,10 +23,40 @@ enum Command {
     Serve(Config),
     /// Run only the HTTP API (provisioning by a separate `persql provisioner`).
     Api(Config),
-    /// Run only the provisioner consumer.
+    /// Run only the provisioner consumer and the storage sampler.
     Provisioner(Config),
+    /// Run only the metering consumer; `persql metering rebuild` replays the log instead.
+    Metering(MeteringArgs),
+    /// Work with the event stream (`persql events tail`).
+    Events(EventsArgs),
     /// Measure PerSQL against baselines in one process and print figures and ratios.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MeteringArgs {
+    #[command(subcommand)]
+    action: Option<MeteringAction>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum MeteringAction {
+    /// Drop the ledger, balances and usage, and rebuild them by replaying the event log.
+    Rebuild,
+}
+
+#[derive(Debug, clap::Args)]
+struct EventsArgs {
+    #[command(subcommand)]
+    action: EventsAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsAction {
+    /// Print live events as JSON lines until interrupted.
+    Tail(crate::tail::TailArgs),
 }
 
 /// Entry point of the binary.
@@ -62,6 +92,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown_signal(running.shutdown.clone()).await;
             running.stop().await;
             Ok(())
+        }
+        Command::Metering(MeteringArgs {
+            action: None,
+            config,
+        }) => {
+            let running = start(config, Components::Metering).await?;
+            tracing::info!("metering running");
+            shutdown_signal(running.shutdown.clone()).await;
+            running.stop().await;
+            Ok(())
+        }
+        Command::Metering(MeteringArgs {
+            action: Some(MeteringAction::Rebuild),
+            config,
+        }) => {
+            let report = crate::tail::rebuild(config).await?;
+            println!(
+                "replayed {} events through log position {}",
+                report.events, report.through_seq
+            );
+            Ok(())
+        }
+        Command::Events(EventsArgs {
+            action: EventsAction::Tail(args),
+        }) => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(shutdown_signal(shutdown.clone()));
+            crate::tail::tail(args, shutdown).await
         }
         Command::Bench(args) => crate::bench::run(args).await,
     }

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
+use persql_metering::Prices;
 use persql_storage::{Limits, StorageConfig, Synchronous};
 
 /// Settings shared by every process (`serve`, `api`, `provisioner`).
@@ -72,6 +73,38 @@ pub struct Config {
     /// Largest size of one tenant database, in bytes (507 `database_full` past it).
     #[arg(long, env = "PERSQL_MAX_DATABASE_BYTES", default_value_t = 1 << 30)]
     pub max_database_bytes: u64,
+
+    /// Charge usage and answer 402 to namespaces without funds: `on` or `off`.
+    #[arg(long, env = "PERSQL_METERING", default_value = "on", value_parser = ["on", "off"])]
+    pub metering: String,
+
+    /// Currency code balances are shown in (prices and top-ups are in its units).
+    #[arg(long, env = "PERSQL_CURRENCY", default_value = "USD")]
+    pub currency: String,
+
+    /// Price of one query (each statement of a batch counts), in currency units.
+    #[arg(long, env = "PERSQL_PRICE_QUERY", default_value = "0.000001")]
+    pub price_query: String,
+
+    /// Price of one row read, in currency units.
+    #[arg(long, env = "PERSQL_PRICE_ROW_READ", default_value = "0.000000001")]
+    pub price_row_read: String,
+
+    /// Price of one row written, in currency units.
+    #[arg(long, env = "PERSQL_PRICE_ROW_WRITTEN", default_value = "0.000001")]
+    pub price_row_written: String,
+
+    /// Price of storing one GB (10^9 bytes) for a 30-day month, charged pro rata.
+    #[arg(long, env = "PERSQL_PRICE_STORAGE_GB_MONTH", default_value = "0.20")]
+    pub price_storage_gb_month: String,
+
+    /// Price of provisioning one database, in currency units.
+    #[arg(long, env = "PERSQL_PRICE_DATABASE", default_value = "0.00001")]
+    pub price_database: String,
+
+    /// Seconds between storage samples (each database's size, billed pro rata).
+    #[arg(long, env = "PERSQL_STORAGE_SAMPLE_SECS", default_value_t = 3600)]
+    pub storage_sample_secs: u64,
 }
 
 impl Config {
@@ -88,6 +121,23 @@ impl Config {
         let mut config = Wrapper::parse_from(["persql"]).config;
         config.data_dir = data_dir;
         config
+    }
+
+    /// True when usage is charged and depleted namespaces get 402.
+    pub fn metering_enabled(&self) -> bool {
+        self.metering != "off"
+    }
+
+    /// The configured prices.
+    pub fn prices(&self) -> anyhow::Result<Prices> {
+        Prices::parse(
+            &self.price_query,
+            &self.price_row_read,
+            &self.price_row_written,
+            &self.price_storage_gb_month,
+            &self.price_database,
+        )
+        .map_err(|(which, e)| anyhow::anyhow!("invalid {which} price: {e}"))
     }
 
     /// Tenant storage settings.

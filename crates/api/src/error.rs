@@ -24,6 +24,9 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code, e.g. `ddl_not_allowed`.
     pub code: String,
+    /// For 402: the namespace whose balance is used up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// For batch failures: index of the statement that failed.
     #[serde(skip_serializing_if = "Option::is_none", rename = "statementIndex")]
     pub statement_index: Option<usize>,
@@ -46,6 +49,9 @@ pub enum ApiError {
     /// 404: `database_not_found`, `namespace_not_found`, `template_not_found`, `not_found`.
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
+    /// 402: `insufficient_funds`: the billed namespace's balance is used up.
+    #[error("namespace {namespace:?} has no funds left")]
+    InsufficientFunds { namespace: String },
     /// 408: `query_timeout`.
     #[error("the query ran past its time limit")]
     QueryTimeout,
@@ -102,6 +108,14 @@ impl ApiError {
             Self::Unauthorized { code, detail } => (StatusCode::UNAUTHORIZED, code, detail.clone()),
             Self::Forbidden { code, detail } => (StatusCode::FORBIDDEN, code, detail.clone()),
             Self::NotFound { code, detail } => (StatusCode::NOT_FOUND, code, detail.clone()),
+            Self::InsufficientFunds { namespace } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_funds",
+                format!(
+                    "namespace {namespace:?} has no funds left; an operator can top it up with \
+                     POST /v1/admin/namespaces/{namespace}/topups"
+                ),
+            ),
             Self::QueryTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 "query_timeout",
@@ -147,7 +161,12 @@ impl IntoResponse for ApiError {
             Self::Batch { index, .. } => Some(*index),
             _ => None,
         };
+        let namespace = match &self {
+            Self::InsufficientFunds { namespace } => Some(namespace.clone()),
+            _ => None,
+        };
         let body = Problem {
+            namespace,
             ty: format!("urn:persql:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),

@@ -8,9 +8,11 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod funding;
 pub mod routes;
 pub mod slug;
 pub mod state;
+pub mod tail;
 pub mod telemetry;
 pub mod tokens;
 

@@ -1,6 +1,7 @@
 //! The one route table, and the OpenAPI document built from it.
 
 pub mod admin;
+pub mod billing;
 pub mod databases;
 pub mod provision;
 pub mod query;
@@ -52,6 +53,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(query::run_batch))
         .routes(routes!(query::describe_database))
         .routes(routes!(query::export_database))
+        .routes(routes!(billing::create_topup))
+        .routes(routes!(billing::get_balance))
+        .routes(routes!(billing::get_usage))
         .routes(routes!(system::healthz))
 }
 

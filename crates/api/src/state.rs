@@ -8,7 +8,7 @@ use persql_provisioner::{DatabaseState, ReadyWaiter, Registry};
 use persql_storage::{DbLocation, Storage};
 use sqlx::Row;
 
-use crate::{auth::Auth, config::Config, error::ApiError};
+use crate::{auth::Auth, config::Config, error::ApiError, funding::Funding};
 
 /// Everything a request may need. Cloning is cheap.
 #[derive(Clone)]
@@ -32,6 +32,7 @@ pub struct App {
     pub databases: DatabaseCache,
     pub waiter: ReadyWaiter,
     pub query_events: QueryEventBatcher,
+    pub funding: Funding,
 }
 
 /// A query-ready database as the query path needs it.

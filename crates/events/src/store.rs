@@ -36,6 +36,10 @@ pub enum StoreError {
     Encoding(#[from] serde_json::Error),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("applying events: {0}")]
+    Apply(String),
+    #[error("{0}")]
+    Startup(String),
 }
 
 /// Handle on the control-plane database. Cheap to clone.
@@ -85,7 +89,19 @@ impl ControlPlane {
             .connect_with(options)
             .await?;
         match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Sqlite => {
+                // Processes sharing one control.db (api, provisioner, metering) start together;
+                // sqlx locks migrations on Postgres but not on SQLite, so take a file lock.
+                let lock = std::fs::File::create(data_dir.join("control.migrate.lock"))
+                    .map_err(|e| StoreError::Startup(format!("migration lock: {e}")))?;
+                let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+                    .await
+                    .map_err(|e| StoreError::Startup(e.to_string()))?
+                    .map_err(|e| StoreError::Startup(format!("migration lock: {e}")))?;
+                let result = SQLITE_MIGRATIONS.run(&pool).await;
+                drop(lock);
+                result?
+            }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         let (appended, _) = watch::channel(0);

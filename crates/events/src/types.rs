@@ -157,6 +157,18 @@ pub struct BalanceCharged {
 }
 payload!(BalanceCharged, "balance.charged");
 
+/// Metering applied a top-up to the ledger; `balance` is the balance after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceCredited {
+    pub namespace_id: String,
+    pub amount: String,
+    pub balance: String,
+    /// Id of the `balance.topped_up` event applied.
+    pub topup_event_id: String,
+}
+payload!(BalanceCredited, "balance.credited");
+
 /// A namespace's balance reached zero or below: billed calls get 402.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -266,6 +278,12 @@ mod tests {
                 charges: 12,
                 balance: "9.999988".into(),
                 through_ms: 1_800_000_000_000,
+            }),
+            snapshot(BalanceCredited {
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                amount: "10.00".into(),
+                balance: "10.00".into(),
+                topup_event_id: "0193a000-0000-7000-8000-000000000000".into(),
             }),
             snapshot(BalanceDepleted {
                 namespace_id: "01937c0000000000000000000000000a".into(),

@@ -3,6 +3,7 @@
 
 pub mod consumer;
 pub mod registry;
+pub mod sampler;
 pub mod waiter;
 
 pub use consumer::ProvisionHandler;

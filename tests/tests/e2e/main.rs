@@ -3,10 +3,14 @@
 mod support;
 
 mod auth;
+mod billing;
 mod bus;
 mod databases;
+mod durability;
 mod limits;
+mod nats_restart;
 mod openapi;
 mod persistence;
+mod process;
 mod provision;
 mod query;

@@ -91,6 +91,7 @@ pub async fn create_database(
 ) -> Result<(StatusCode, Json<DatabaseInfo>), ApiError> {
     let slug = DatabaseSlug::parse(&req.slug)?;
     let template = req.template.as_deref().map(template_slug).transpose()?;
+    state.funding.check(&ws.namespace_id, &ws.namespace_slug)?;
     let (rec, created) = ensure(&state, &ws, slug.as_str(), template, None).await?;
     if !created {
         return Err(ApiError::Conflict {
@@ -141,6 +142,12 @@ pub async fn ensure(
                 .await?
         }
     };
+    if created {
+        let cost = state.funding.prices().database_cost();
+        state
+            .funding
+            .spend(&ws.namespace_id, persql_events::now_ms(), cost);
+    }
     let rec = match rec.state {
         DatabaseState::Ready => rec,
         _ => state

@@ -58,6 +58,7 @@ pub async fn provision_user(
 ) -> Result<Json<ProvisionResponse>, ApiError> {
     let subject = Subject::parse(&req.subject)?;
     let template = req.template.as_deref().map(template_slug).transpose()?;
+    state.funding.check(&ws.namespace_id, &ws.namespace_slug)?;
     let slug = subject_slug(&ws.namespace_id, subject.as_str());
     let subject_hash = hex::encode(Sha256::digest(format!(
         "{}\0{}",

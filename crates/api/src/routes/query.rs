@@ -120,6 +120,7 @@ pub async fn run_query(
     access: DatabaseAccess,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> Result<Response, ApiError> {
+    check_funds(&state, &access)?;
     let stmt = req.into_statement()?;
     let outcome = state
         .storage
@@ -164,6 +165,7 @@ pub async fn run_batch(
             "at most 1000 statements per batch",
         ));
     }
+    check_funds(&state, &access)?;
     let n = req.statements.len() as u32;
     let stmts = req
         .statements
@@ -194,6 +196,20 @@ pub async fn run_batch(
     };
     record(&state, &access, n, result, &body).await;
     json_response(body?)
+}
+
+/// 402 when the namespace billed for this call has no funds left. The operator's own calls
+/// are never refused (they are how a depleted namespace gets inspected).
+fn check_funds(state: &AppState, access: &DatabaseAccess) -> Result<(), ApiError> {
+    if access.principal.kind == crate::tokens::TokenKind::Operator {
+        return Ok(());
+    }
+    let slug = access
+        .principal
+        .namespace_slug
+        .as_deref()
+        .unwrap_or(&access.db.namespace_slug);
+    state.funding.check(&access.billed_namespace_id, slug)
 }
 
 fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
@@ -238,6 +254,13 @@ async fn record(
             error,
         },
     );
+    let cost = state
+        .funding
+        .prices()
+        .query_cost(statements as u64, rows_read, rows_written);
+    state
+        .funding
+        .spend(&access.billed_namespace_id, event.time_ms(), cost);
     state.query_events.send(event).await;
 }
 

@@ -1,0 +1,344 @@
+//! Prepaid balances: top-ups (operator), balance and usage (operator or the namespace's
+//! own workspace).
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use persql_events::{BalanceToppedUp, Envelope, now_ms, outbox};
+use persql_metering::{GroupBy, Money, read};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    auth::{Caller, Operator},
+    error::{ApiError, Problem},
+    extract::ApiJson,
+    state::AppState,
+    tokens::TokenKind,
+};
+
+/// A namespace's prepaid balance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceResponse {
+    /// Decimal string in currency units, e.g. `"9.87"`.
+    pub balance: String,
+    pub currency: String,
+    /// `funded` (above zero) or `depleted`.
+    pub status: String,
+}
+
+/// Body of a top-up.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopupRequest {
+    /// Positive decimal string in currency units, at most 9 decimals, e.g. `"10.00"`.
+    #[schema(value_type = String)]
+    pub amount: serde_json::Value,
+    /// The operator's idempotency key: the same reference tops up once.
+    pub reference: String,
+}
+
+/// Usage query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageParams {
+    /// First day (`YYYY-MM-DD` or RFC 3339), inclusive; default 30 days ago.
+    pub from: Option<String>,
+    /// Last day, exclusive; default tomorrow.
+    pub to: Option<String>,
+    /// `day` (default), `database` or `caller`.
+    pub group_by: Option<String>,
+}
+
+/// One row of usage.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_id: Option<String>,
+    /// Token id of the caller, or `provision` / `storage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    pub queries: i64,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub storage_bytes: i64,
+    /// Decimal string in currency units.
+    pub cost: String,
+}
+
+/// Usage rows.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageResponse {
+    pub currency: String,
+    pub group_by: String,
+    pub rows: Vec<UsageRow>,
+}
+
+async fn namespace_id(state: &AppState, slug: &str) -> Result<String, ApiError> {
+    let not_found = || ApiError::not_found("namespace_not_found", "no such namespace");
+    if crate::slug::NamespaceSlug::parse(slug).is_err() {
+        return Err(not_found());
+    }
+    let row = sqlx::query("SELECT id FROM namespaces WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(state.cp.pool())
+        .await?;
+    Ok(row.ok_or_else(not_found)?.try_get(0)?)
+}
+
+/// The operator, or the namespace's own workspace; anyone else sees no such namespace.
+async fn authorize(
+    state: &AppState,
+    caller: &crate::auth::Principal,
+    slug: &str,
+) -> Result<String, ApiError> {
+    let allowed = match caller.kind {
+        TokenKind::Operator => true,
+        TokenKind::Workspace => caller.namespace_slug.as_deref() == Some(slug),
+        TokenKind::Database => false,
+    };
+    if !allowed {
+        return Err(ApiError::not_found(
+            "namespace_not_found",
+            "no such namespace",
+        ));
+    }
+    namespace_id(state, slug).await
+}
+
+async fn balance_of(state: &AppState, namespace_id: &str) -> Result<BalanceResponse, ApiError> {
+    let b = read::balance(&state.cp, namespace_id).await?;
+    Ok(BalanceResponse {
+        balance: b.amount.to_string(),
+        currency: state.config.currency.clone(),
+        status: b.status().into(),
+    })
+}
+
+/// A namespace's balance.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}/balance", tag = "billing",
+    params(("ns" = String, Path)),
+    responses((status = 200, body = BalanceResponse), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_balance(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(ns): Path<String>,
+) -> Result<Json<BalanceResponse>, ApiError> {
+    let id = authorize(&state, &caller, &ns).await?;
+    Ok(Json(balance_of(&state, &id).await?))
+}
+
+/// Top up a namespace's balance. Idempotent on `reference`.
+#[utoipa::path(post, path = "/v1/admin/namespaces/{ns}/topups", tag = "operator",
+    params(("ns" = String, Path)),
+    request_body = TopupRequest,
+    responses(
+        (status = 200, body = BalanceResponse),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+    ))]
+pub async fn create_topup(
+    State(state): State<AppState>,
+    _op: Operator,
+    Path(ns): Path<String>,
+    ApiJson(req): ApiJson<TopupRequest>,
+) -> Result<Json<BalanceResponse>, ApiError> {
+    let serde_json::Value::String(amount) = &req.amount else {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            "amount must be a decimal string such as \"10.00\"",
+        ));
+    };
+    let amount = Money::parse_positive(amount)
+        .map_err(|e| ApiError::bad_request("invalid_amount", format!("amount {e}")))?;
+    let reference = req.reference.trim();
+    if reference.is_empty() || reference.len() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "reference must be 1-200 characters",
+        ));
+    }
+    let id = namespace_id(&state, &ns).await?;
+    let event_id = record_topup(&state, &id, &ns, amount, reference).await?;
+    if state.config.metering_enabled() && wait_applied(&state, &event_id).await? {
+        // A top-up that was already credited long ago is not in the view's memory; the
+        // view then already has it, so waiting merely times out harmlessly.
+        state
+            .funding
+            .wait_credited(&event_id, Duration::from_secs(2))
+            .await;
+    }
+    Ok(Json(balance_of(&state, &id).await?))
+}
+
+/// Records the top-up and its `balance.topped_up` event once per reference; returns the
+/// event's id (the earlier one for a repeated reference).
+async fn record_topup(
+    state: &AppState,
+    id: &str,
+    ns: &str,
+    amount: Money,
+    reference: &str,
+) -> Result<String, ApiError> {
+    let event = Envelope::new(
+        "/persql/api",
+        ns,
+        &format!("namespaces/{id}"),
+        &BalanceToppedUp {
+            namespace_id: id.to_owned(),
+            amount: amount.to_string(),
+            reference: reference.to_owned(),
+        },
+    );
+    let mut tx = state.cp.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO topups (namespace_id, reference, amount_nanos, event_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (namespace_id, reference) DO NOTHING",
+    )
+    .bind(id)
+    .bind(reference)
+    .bind(amount.nanos())
+    .bind(&event.id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        let row = sqlx::query(
+            "SELECT amount_nanos, event_id FROM topups WHERE namespace_id = $1 AND reference = $2",
+        )
+        .bind(id)
+        .bind(reference)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (earlier, event_id): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        if earlier != amount.nanos() {
+            return Err(ApiError::Conflict {
+                code: "reference_conflict",
+                detail: format!(
+                    "reference {reference:?} was used for a top-up of {}",
+                    Money::from_nanos(earlier)
+                ),
+            });
+        }
+        return Ok(event_id);
+    }
+    outbox::append(&mut tx, state.cp.backend(), std::slice::from_ref(&event)).await?;
+    state.cp.commit(tx).await?;
+    Ok(event.id)
+}
+
+/// Waits (up to 10 s) for metering to apply a top-up, so the answer shows the new balance.
+/// False when it did not happen in time.
+async fn wait_applied(state: &AppState, event_id: &str) -> Result<bool, ApiError> {
+    let mut poll = Duration::from_millis(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !read::is_applied(&state.cp, event_id).await? {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(event_id, "top-up recorded but not yet applied by metering");
+            return Ok(false);
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(Duration::from_millis(100));
+    }
+    Ok(true)
+}
+
+/// Usage of a namespace, from the metering projection.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}/usage", tag = "billing",
+    params(("ns" = String, Path), UsageParams),
+    responses((status = 200, body = UsageResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_usage(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsageResponse>, ApiError> {
+    let id = authorize(&state, &caller, &ns).await?;
+    let (group_by, name) = match params.group_by.as_deref().unwrap_or("day") {
+        "day" => (GroupBy::Day, "day"),
+        "database" => (GroupBy::Database, "database"),
+        "caller" => (GroupBy::Caller, "caller"),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "groupBy must be day, database or caller",
+            ));
+        }
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let from = parse_day(params.from.as_deref(), today - time::Duration::days(30))?;
+    let to = parse_day(params.to.as_deref(), today + time::Duration::days(1))?;
+    if from > to {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "from must not be after to",
+        ));
+    }
+    let rows = read::usage(&state.cp, &id, &from.to_string(), &to.to_string(), group_by).await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| UsageRow {
+            day: (group_by == GroupBy::Day).then(|| r.key.clone()),
+            database_id: (group_by == GroupBy::Database).then(|| r.key.clone()),
+            caller: (group_by == GroupBy::Caller).then(|| r.key.clone()),
+            queries: r.queries,
+            rows_read: r.rows_read,
+            rows_written: r.rows_written,
+            storage_bytes: r.storage_bytes,
+            cost: r.cost.to_string(),
+        })
+        .collect();
+    Ok(Json(UsageResponse {
+        currency: state.config.currency.clone(),
+        group_by: name.into(),
+        rows,
+    }))
+}
+
+/// `YYYY-MM-DD`, or an RFC 3339 time (its UTC day).
+fn parse_day(s: Option<&str>, default: time::Date) -> Result<time::Date, ApiError> {
+    let Some(s) = s else { return Ok(default) };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("{s:?} is not a date (YYYY-MM-DD) or RFC 3339 time"),
+        )
+    };
+    let day_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &day_format) {
+        return Ok(d);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC).date())
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_from_dates_and_times() {
+        let d = time::macros::date!(2026 - 01 - 01);
+        assert_eq!(parse_day(None, d).unwrap(), d);
+        assert_eq!(
+            parse_day(Some("2026-03-04"), d).unwrap(),
+            time::macros::date!(2026 - 03 - 04)
+        );
+        assert_eq!(
+            parse_day(Some("2026-03-04T23:30:00-02:00"), d).unwrap(),
+            time::macros::date!(2026 - 03 - 05)
+        );
+        assert!(parse_day(Some("yesterday"), d).is_err());
+    }
+}

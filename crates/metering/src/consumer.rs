@@ -1,0 +1,417 @@
+//! The metering consumer: one ledger entry per charged event, billed to the namespace the
+//! event names (the caller's), with balances and daily usage updated in the same
+//! transaction, and `balance.*` events when a balance is charged, depleted or restored.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use persql_events::{
+    Backend, BalanceCharged, BalanceCredited, BalanceDepleted, BalanceRestored, BalanceToppedUp,
+    Envelope, Handler, HandlerError, Provisioned, QueryExecuted, StorageSampled, Tx, outbox,
+};
+use sqlx::Row;
+
+use crate::{money::Money, prices::Prices};
+
+/// Event types the consumer charges or credits.
+pub const TYPES: &[&str] = &[
+    "query.executed",
+    "database.provisioned",
+    "storage.sampled",
+    "balance.topped_up",
+];
+
+const SOURCE: &str = "/persql/metering";
+
+/// One ledger entry derived from one event.
+#[derive(Clone, Debug)]
+struct Entry {
+    event_id: String,
+    namespace_slug: String,
+    namespace_id: String,
+    kind: &'static str,
+    amount: Money,
+    database_id: Option<String>,
+    caller: Option<String>,
+    time_ms: i64,
+    day: String,
+    queries: i64,
+    rows_read: i64,
+    rows_written: i64,
+    storage_bytes: i64,
+}
+
+/// Charges events by caller.
+pub struct MeteringHandler {
+    prices: Prices,
+    backend: Backend,
+    /// False while rebuilding: the `balance.*` events are already in the log.
+    emit: bool,
+}
+
+impl MeteringHandler {
+    /// The live consumer.
+    pub fn new(prices: Prices, backend: Backend) -> Self {
+        Self {
+            prices,
+            backend,
+            emit: true,
+        }
+    }
+
+    pub(crate) fn replaying(prices: Prices, backend: Backend) -> Self {
+        Self {
+            prices,
+            backend,
+            emit: false,
+        }
+    }
+
+    fn entry(&self, e: &Envelope) -> Result<Option<Entry>, serde_json::Error> {
+        let time_ms = e.time_ms();
+        let day = e.time.date().to_string();
+        let base =
+            |namespace_id: &str, kind, amount, database_id: Option<&str>, caller: Option<&str>| {
+                Entry {
+                    event_id: e.id.clone(),
+                    namespace_slug: e.namespace.clone(),
+                    namespace_id: namespace_id.to_owned(),
+                    kind,
+                    amount,
+                    database_id: database_id.map(Into::into),
+                    caller: caller.map(Into::into),
+                    time_ms,
+                    day: day.clone(),
+                    queries: 0,
+                    rows_read: 0,
+                    rows_written: 0,
+                    storage_bytes: 0,
+                }
+            };
+        if let Some(q) = e.decode::<QueryExecuted>() {
+            let q = q?;
+            let cost = self
+                .prices
+                .query_cost(q.statements as u64, q.rows_read, q.rows_written);
+            let mut entry = base(
+                &q.billed_namespace_id,
+                "query",
+                -cost,
+                Some(&q.database_id),
+                Some(&q.token_id),
+            );
+            entry.queries = q.statements as i64;
+            entry.rows_read = q.rows_read as i64;
+            entry.rows_written = q.rows_written as i64;
+            return Ok(Some(entry));
+        }
+        if let Some(p) = e.decode::<Provisioned>() {
+            let p = p?;
+            let cost = self.prices.database_cost();
+            return Ok(Some(base(
+                &p.billed_namespace_id,
+                "database",
+                -cost,
+                Some(&p.database_id),
+                Some("provision"),
+            )));
+        }
+        if let Some(s) = e.decode::<StorageSampled>() {
+            let s = s?;
+            let cost = self.prices.storage_cost(s.bytes, s.interval_secs);
+            let mut entry = base(
+                &s.billed_namespace_id,
+                "storage",
+                -cost,
+                Some(&s.database_id),
+                Some("storage"),
+            );
+            entry.storage_bytes = s.bytes as i64;
+            return Ok(Some(entry));
+        }
+        if let Some(t) = e.decode::<BalanceToppedUp>() {
+            let t = t?;
+            let Ok(amount) = Money::parse_positive(&t.amount) else {
+                tracing::error!(id = %e.id, amount = %t.amount, "top-up with an invalid amount; ignored");
+                return Ok(None);
+            };
+            return Ok(Some(base(&t.namespace_id, "topup", amount, None, None)));
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Handler for MeteringHandler {
+    fn name(&self) -> &'static str {
+        "metering"
+    }
+
+    fn types(&self) -> &'static [&'static str] {
+        TYPES
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        self.handle_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    async fn handle_batch(&self, tx: &mut Tx, events: &[Envelope]) -> Result<(), HandlerError> {
+        let mut entries = Vec::with_capacity(events.len());
+        for e in events {
+            match self.entry(e) {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(id = %e.id, error = %err, "malformed event; not charged")
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if self.backend == Backend::Postgres {
+            // Serializes charging with `persql metering rebuild` and other metering consumers.
+            sqlx::query("SELECT pg_advisory_xact_lock(7202)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let fresh = insert_ledger(tx, &entries).await?;
+        let entries: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| fresh.contains(&e.event_id))
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let emitted = update_balances(tx, &entries).await?;
+        update_usage(tx, &entries).await?;
+        if self.emit && !emitted.is_empty() {
+            outbox::append(tx, self.backend, &emitted).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Inserts ledger rows; returns the event ids that were new (the others were charged by an
+/// earlier delivery and must have no further effect).
+async fn insert_ledger(tx: &mut Tx, entries: &[Entry]) -> Result<HashSet<String>, HandlerError> {
+    let mut fresh = HashSet::with_capacity(entries.len());
+    for chunk in entries.chunks(2000) {
+        let rows = (0..chunk.len())
+            .map(|i| {
+                let b = i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO ledger (event_id, namespace_id, kind, amount_nanos, database_id, caller, created_at) \
+             VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(&e.event_id)
+                .bind(&e.namespace_id)
+                .bind(e.kind)
+                .bind(e.amount.nanos())
+                .bind(e.database_id.clone())
+                .bind(e.caller.clone())
+                .bind(e.time_ms);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            fresh.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(fresh)
+}
+
+/// Per-namespace effect of a batch.
+#[derive(Default)]
+struct NsDelta {
+    slug: String,
+    delta: i64,
+    charged: i64,
+    charges: u64,
+    through_ms: i64,
+}
+
+/// Applies the batch to balances; returns the `balance.*` events it causes.
+async fn update_balances(tx: &mut Tx, entries: &[&Entry]) -> Result<Vec<Envelope>, HandlerError> {
+    let mut by_ns: BTreeMap<&str, NsDelta> = BTreeMap::new();
+    for e in entries {
+        let d = by_ns.entry(&e.namespace_id).or_default();
+        d.slug.clone_from(&e.namespace_slug);
+        d.delta = d.delta.saturating_add(e.amount.nanos());
+        if e.amount.nanos() < 0 {
+            d.charged = d.charged.saturating_sub(e.amount.nanos());
+            d.charges += 1;
+        }
+        d.through_ms = d.through_ms.max(e.time_ms);
+    }
+    let ids: Vec<&str> = by_ns.keys().copied().collect();
+    let sql = format!(
+        "SELECT namespace_id, balance_nanos FROM balances WHERE namespace_id IN ({})",
+        outbox::placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    let mut current: HashMap<String, i64> = HashMap::new();
+    for row in q.fetch_all(&mut **tx).await? {
+        current.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    let mut events = Vec::new();
+    let mut running = current.clone();
+    for e in entries.iter().filter(|e| e.kind == "topup") {
+        let b = running.entry(e.namespace_id.clone()).or_insert(0);
+        *b = b.saturating_add(e.amount.nanos());
+        events.push(Envelope::new(
+            SOURCE,
+            &e.namespace_slug,
+            &format!("namespaces/{}", e.namespace_id),
+            &BalanceCredited {
+                namespace_id: e.namespace_id.clone(),
+                amount: e.amount.to_string(),
+                balance: Money::from_nanos(*b).to_string(),
+                topup_event_id: e.event_id.clone(),
+            },
+        ));
+    }
+    for (ns, d) in &by_ns {
+        let old = current.get(*ns).copied().unwrap_or(0);
+        let new = old.saturating_add(d.delta);
+        sqlx::query(
+            "INSERT INTO balances (namespace_id, balance_nanos, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace_id) DO UPDATE SET balance_nanos = excluded.balance_nanos, \
+             updated_at = CASE WHEN excluded.updated_at > balances.updated_at THEN excluded.updated_at ELSE balances.updated_at END",
+        )
+        .bind(*ns)
+        .bind(new)
+        .bind(d.through_ms)
+        .execute(&mut **tx)
+        .await?;
+        let subject = format!("namespaces/{ns}");
+        let balance = Money::from_nanos(new).to_string();
+        if d.charges > 0 {
+            events.push(Envelope::new(
+                SOURCE,
+                &d.slug,
+                &subject,
+                &BalanceCharged {
+                    namespace_id: (*ns).to_owned(),
+                    amount: Money::from_nanos(d.charged).to_string(),
+                    charges: d.charges,
+                    balance: balance.clone(),
+                    through_ms: d.through_ms,
+                },
+            ));
+        }
+        if old > 0 && new <= 0 {
+            events.push(Envelope::new(
+                SOURCE,
+                &d.slug,
+                &subject,
+                &BalanceDepleted {
+                    namespace_id: (*ns).to_owned(),
+                    balance,
+                },
+            ));
+        } else if old <= 0 && new > 0 {
+            events.push(Envelope::new(
+                SOURCE,
+                &d.slug,
+                &subject,
+                &BalanceRestored {
+                    namespace_id: (*ns).to_owned(),
+                    balance,
+                },
+            ));
+        }
+    }
+    Ok(events)
+}
+
+#[derive(Default)]
+struct UsageDelta {
+    queries: i64,
+    rows_read: i64,
+    rows_written: i64,
+    storage_bytes: i64,
+    cost: i64,
+}
+
+/// Adds the batch's charges to the daily usage projection.
+async fn update_usage(tx: &mut Tx, entries: &[&Entry]) -> Result<(), HandlerError> {
+    let mut by_key: BTreeMap<(&str, &str, &str, &str), UsageDelta> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.amount.nanos() <= 0) {
+        let key = (
+            e.namespace_id.as_str(),
+            e.day.as_str(),
+            e.database_id.as_deref().unwrap_or(""),
+            e.caller.as_deref().unwrap_or(""),
+        );
+        let u = by_key.entry(key).or_default();
+        u.queries += e.queries;
+        u.rows_read += e.rows_read;
+        u.rows_written += e.rows_written;
+        u.storage_bytes = u.storage_bytes.max(e.storage_bytes);
+        u.cost = u.cost.saturating_sub(e.amount.nanos());
+    }
+    let keys: Vec<_> = by_key.into_iter().collect();
+    for chunk in keys.chunks(1000) {
+        let rows = (0..chunk.len())
+            .map(|i| {
+                let b = i * 9;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO usage_daily (namespace_id, day, database_id, caller, queries, rows_read, rows_written, storage_bytes, cost_nanos) \
+             VALUES {rows} ON CONFLICT (namespace_id, day, database_id, caller) DO UPDATE SET \
+             queries = usage_daily.queries + excluded.queries, \
+             rows_read = usage_daily.rows_read + excluded.rows_read, \
+             rows_written = usage_daily.rows_written + excluded.rows_written, \
+             storage_bytes = CASE WHEN excluded.storage_bytes > usage_daily.storage_bytes \
+                             THEN excluded.storage_bytes ELSE usage_daily.storage_bytes END, \
+             cost_nanos = usage_daily.cost_nanos + excluded.cost_nanos"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((ns, day, db, caller), u) in chunk {
+            q = q
+                .bind(*ns)
+                .bind(*day)
+                .bind(*db)
+                .bind(*caller)
+                .bind(u.queries)
+                .bind(u.rows_read)
+                .bind(u.rows_written)
+                .bind(u.storage_bytes)
+                .bind(u.cost);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
