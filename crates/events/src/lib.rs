@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod bus;
 pub mod envelope;
 pub mod outbox;
+pub mod sql;
 pub mod store;
 pub mod types;
 

@@ -21,7 +21,7 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
     let created = now_ms();
     // SQLite allows 32766 bound variables per statement; 5 per row.
     for chunk in events.chunks(1000) {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(backend, chunk.len())));
         for e in chunk {
             query = query
                 .bind(e.id.clone())
@@ -35,37 +35,13 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
     Ok(())
 }
 
-/// `INSERT … VALUES ($1, …), …` for `rows` events. Numbered placeholders, which both
-/// backends accept (sqlx's `QueryBuilder<Any>` would emit `?`, which Postgres rejects).
-fn insert_sql(rows: usize) -> String {
-    let mut sql =
-        String::from("INSERT INTO events (id, namespace, type, body, created_at) VALUES ");
-    for r in 0..rows {
-        let b = r * 5;
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
-    }
-    // Events with deterministic ids (e.g. one storage sample per database and interval,
-    // whichever process takes it) are logged once.
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    sql
-}
-
-/// `$first, $first+1, …`: a list of `n` numbered placeholders.
-pub fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `INSERT … VALUES …` for `rows` events. Events with deterministic ids (e.g. one storage
+/// sample per database and interval, whichever process takes it) are logged once.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO events (id, namespace, type, body, created_at) VALUES {} ON CONFLICT (id) DO NOTHING",
+        backend.rows(1, rows, 5)
+    )
 }
 
 #[cfg(test)]
@@ -73,11 +49,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_sql_numbers_every_placeholder() {
+    fn insert_sql_places_one_group_per_event() {
         assert_eq!(
-            insert_sql(2),
-            "INSERT INTO events (id, namespace, type, body, created_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
+            insert_sql(Backend::Postgres, 2),
+            "INSERT INTO events (id, namespace, type, body, created_at) VALUES ($1, $2, $3, $4, $5), \
+             ($6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
         );
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert!(insert_sql(Backend::Sqlite, 1).contains("VALUES (?, ?, ?, ?, ?) ON CONFLICT"));
     }
 }

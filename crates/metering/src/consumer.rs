@@ -175,7 +175,7 @@ impl Handler for MeteringHandler {
                 .execute(&mut **tx)
                 .await?;
         }
-        let fresh = insert_ledger(tx, &entries).await?;
+        let fresh = insert_ledger(tx, self.backend, &entries).await?;
         let entries: Vec<&Entry> = entries
             .iter()
             .filter(|e| fresh.contains(&e.event_id))
@@ -183,8 +183,8 @@ impl Handler for MeteringHandler {
         if entries.is_empty() {
             return Ok(());
         }
-        let emitted = update_balances(tx, &entries).await?;
-        update_usage(tx, &entries).await?;
+        let emitted = update_balances(tx, self.backend, &entries).await?;
+        update_usage(tx, self.backend, &entries).await?;
         if self.emit && !emitted.is_empty() {
             outbox::append(tx, self.backend, &emitted).await?;
         }
@@ -194,25 +194,14 @@ impl Handler for MeteringHandler {
 
 /// Inserts ledger rows; returns the event ids that were new (the others were charged by an
 /// earlier delivery and must have no further effect).
-async fn insert_ledger(tx: &mut Tx, entries: &[Entry]) -> Result<HashSet<String>, HandlerError> {
+async fn insert_ledger(
+    tx: &mut Tx,
+    backend: Backend,
+    entries: &[Entry],
+) -> Result<HashSet<String>, HandlerError> {
     let mut fresh = HashSet::with_capacity(entries.len());
     for chunk in entries.chunks(2000) {
-        let rows = (0..chunk.len())
-            .map(|i| {
-                let b = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = backend.rows(1, chunk.len(), 7);
         let sql = format!(
             "INSERT INTO ledger (event_id, namespace_id, kind, amount_nanos, database_id, caller, created_at) \
              VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -246,7 +235,11 @@ struct NsDelta {
 }
 
 /// Applies the batch to balances; returns the `balance.*` events it causes.
-async fn update_balances(tx: &mut Tx, entries: &[&Entry]) -> Result<Vec<Envelope>, HandlerError> {
+async fn update_balances(
+    tx: &mut Tx,
+    backend: Backend,
+    entries: &[&Entry],
+) -> Result<Vec<Envelope>, HandlerError> {
     let mut by_ns: BTreeMap<&str, NsDelta> = BTreeMap::new();
     for e in entries {
         let d = by_ns.entry(&e.namespace_id).or_default();
@@ -261,7 +254,7 @@ async fn update_balances(tx: &mut Tx, entries: &[&Entry]) -> Result<Vec<Envelope
     let ids: Vec<&str> = by_ns.keys().copied().collect();
     let sql = format!(
         "SELECT namespace_id, balance_nanos FROM balances WHERE namespace_id IN ({})",
-        outbox::placeholders(1, ids.len())
+        backend.list(1, ids.len())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in &ids {
@@ -352,7 +345,11 @@ struct UsageDelta {
 }
 
 /// Adds the batch's charges to the daily usage projection.
-async fn update_usage(tx: &mut Tx, entries: &[&Entry]) -> Result<(), HandlerError> {
+async fn update_usage(
+    tx: &mut Tx,
+    backend: Backend,
+    entries: &[&Entry],
+) -> Result<(), HandlerError> {
     let mut by_key: BTreeMap<(&str, &str, &str, &str), UsageDelta> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.amount.nanos() <= 0) {
         let key = (
@@ -370,24 +367,7 @@ async fn update_usage(tx: &mut Tx, entries: &[&Entry]) -> Result<(), HandlerErro
     }
     let keys: Vec<_> = by_key.into_iter().collect();
     for chunk in keys.chunks(1000) {
-        let rows = (0..chunk.len())
-            .map(|i| {
-                let b = i * 9;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = backend.rows(1, chunk.len(), 9);
         let sql = format!(
             "INSERT INTO usage_daily (namespace_id, day, database_id, caller, queries, rows_read, rows_written, storage_bytes, cost_nanos) \
              VALUES {rows} ON CONFLICT (namespace_id, day, database_id, caller) DO UPDATE SET \

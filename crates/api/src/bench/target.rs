@@ -95,11 +95,18 @@ impl Api {
         Ok(serde_json::from_str(&text)?)
     }
 
-    /// Creates namespace `slug`; returns its workspace token.
+    /// Creates namespace `slug`, funded; returns its workspace token.
     pub async fn create_namespace(&self, admin: &str, slug: &str) -> anyhow::Result<String> {
         let v = self
             .post("/v1/admin/namespaces", admin, json!({ "slug": slug }))
             .await?;
+        // Metering is on, as in production: fund the namespace well past the run's usage.
+        self.post(
+            &format!("/v1/admin/namespaces/{slug}/topups"),
+            admin,
+            json!({ "amount": "1000000", "reference": "bench" }),
+        )
+        .await?;
         str_field(&v, "token")
     }
 

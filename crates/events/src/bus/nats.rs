@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use super::{Handler, backoff, embedded::sleep_or_shutdown};
 use crate::{
     envelope::Envelope,
-    outbox,
     store::{ControlPlane, StoreError, now_ms},
 };
 
@@ -128,8 +127,9 @@ impl NatsBus {
             .await
             .map_err(nats_err)?;
         let sql = format!(
-            "UPDATE events SET published_at = $1 WHERE seq IN ({})",
-            outbox::placeholders(2, seqs.len())
+            "UPDATE events SET published_at = {} WHERE seq IN ({})",
+            cp.backend().param(1),
+            cp.backend().list(2, seqs.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
         for s in &seqs {
@@ -251,14 +251,11 @@ impl NatsBus {
         for chunk in events.chunks(1000) {
             let sql = format!(
                 "INSERT INTO processed_events (consumer, event_id) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
-                (0..chunk.len())
-                    .map(|i| format!("($1, ${})", i + 2))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                cp.backend().rows(1, chunk.len(), 2)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(handler.name());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
-                query = query.bind(&e.id);
+                query = query.bind(handler.name()).bind(&e.id);
             }
             for row in query.fetch_all(&mut *tx).await.map_err(|e| e.to_string())? {
                 fresh_ids.insert(row.try_get::<String, _>(0).map_err(|e| e.to_string())?);
