@@ -6,6 +6,7 @@
 mod baseline;
 mod fleet;
 mod load;
+mod metering;
 mod phases;
 mod report;
 mod target;
@@ -13,16 +14,26 @@ mod target;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::{
     load::{ClientRuntime, LoadSpec},
     phases::Endpoints,
-    report::{Memory, Report},
+    report::{Core, Memory, Report},
     target::{Api, PerSql},
 };
+
+/// A selectable part of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// HTTP SELECT/INSERT against the baseline, provision latency, many databases.
+    Core,
+    /// Metering consumer throughput, metering on vs off, charge lag.
+    Metering,
+}
 
 /// Settings of `persql bench`; the defaults are the definition of the benchmark.
 #[derive(Clone, Debug, Args, serde::Serialize)]
@@ -49,6 +60,15 @@ pub struct BenchArgs {
     /// Worker threads of the load generator's own runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// Phases to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Core, Phase::Metering])]
+    pub phases: Vec<Phase>,
+    /// `query.executed` events in the metering consumer-throughput runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub metering_events: usize,
+    /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
+    #[arg(long, env = "PERSQL_NATS_URL")]
+    pub nats_url: Option<String>,
     /// Directory for PerSQL's and the baseline's files (default: a temporary directory,
     /// removed afterwards).
     #[arg(long)]
@@ -92,6 +112,44 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
     };
     let client = ClientRuntime::new(args.client_threads)?;
 
+    let core = if args.phases.contains(&Phase::Core) {
+        Some(core(args, root, spec, &client).await?)
+    } else {
+        None
+    };
+    let metering = if args.phases.contains(&Phase::Metering) {
+        Some(
+            metering::run(
+                &client,
+                spec,
+                root,
+                args.metering_events,
+                args.nats_url.as_deref(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let memory = Memory::read();
+    let mut report = Report {
+        settings: serde_json::to_value(args)?,
+        core,
+        metering,
+        memory,
+        targets: Vec::new(),
+    };
+    report.targets = report.targets();
+    Ok(report)
+}
+
+/// Phases 1–3: PerSQL against the baselines, provisioning, many databases.
+async fn core(
+    args: &BenchArgs,
+    root: &std::path::Path,
+    spec: LoadSpec,
+    client: &ClientRuntime,
+) -> anyhow::Result<Core> {
     // The baseline: same schema and rows, its own file and loopback port.
     let baseline_db = root.join("baseline").join("bench.db");
     std::fs::create_dir_all(root.join("baseline"))?;
@@ -127,19 +185,19 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
         baseline_url,
     };
 
-    let (select, insert) = phases::http_throughput(&client, spec, &ep).await?;
+    let (select, insert) = phases::http_throughput(client, spec, &ep).await?;
     stop_baseline.cancel();
     let _ = baseline_server.await;
 
     let provision =
-        phases::provision_latency(&client, &api, &ws, args.provisions, root.join("direct")).await?;
+        phases::provision_latency(client, &api, &ws, args.provisions, root.join("direct")).await?;
 
     eprintln!(
         "bench: provisioning {} databases, {} in flight…",
         args.databases, args.provision_concurrency
     );
     let (fleet, provision_secs) = phases::provision_fleet(
-        &client,
+        client,
         &api,
         &ws,
         args.databases.max(1),
@@ -148,7 +206,7 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
     .await?;
     let fleet = Arc::new(fleet);
     eprintln!("bench: SELECT over {} databases…", fleet.len());
-    let spread = phases::spread_select(&client, spec, &persql.base, fleet.clone()).await?;
+    let spread = phases::spread_select(client, spec, &persql.base, fleet.clone()).await?;
     eprintln!("bench: SELECT on the hot database again…");
     let hot_again = client
         .load(
@@ -163,18 +221,11 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
         select.persql.rps,
         hot_again,
     );
-    let memory = Memory::read();
     persql.stop().await;
-
-    let mut report = Report {
-        settings: serde_json::to_value(args)?,
+    Ok(Core {
         select,
         insert,
         provision,
         scale,
-        memory,
-        targets: Vec::new(),
-    };
-    report.targets = report.targets();
-    Ok(report)
+    })
 }

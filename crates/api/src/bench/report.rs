@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
-use super::load::{LoadResult, Percentiles};
+use super::{
+    load::{LoadResult, Percentiles},
+    metering::MeteringReport,
+};
 
 /// One workload on PerSQL and on the baseline, measured in the same run.
 #[derive(Debug, Serialize)]
@@ -101,15 +104,24 @@ pub struct Target {
     pub met: bool,
 }
 
+/// Phases 1–3 (`--phases core`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Core {
+    pub select: Compared,
+    pub insert: Compared,
+    pub provision: ProvisionLatency,
+    pub scale: Scale,
+}
+
 /// Everything one `persql bench` run measured.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub settings: serde_json::Value,
-    pub select: Compared,
-    pub insert: Compared,
-    pub provision: ProvisionLatency,
-    pub scale: Scale,
+    #[serde(flatten)]
+    pub core: Option<Core>,
+    pub metering: Option<MeteringReport>,
     pub memory: Memory,
     pub targets: Vec<Target>,
 }
@@ -129,16 +141,55 @@ impl Report {
             goal: format!("< {goal}"),
             met: value < goal,
         };
-        vec![
-            at_least("select rps / baseline", self.select.ratio, 0.6),
-            at_least("insert rps / baseline", self.insert.ratio, 0.6),
-            below("provision p50 / direct p50", self.provision.ratio_p50, 3.0),
-            at_least("spread select rps / hot", self.scale.ratio, 0.5),
-            below("peak RSS MiB", self.memory.peak_rss_mib, 512.0),
-        ]
+        let mut out = Vec::new();
+        if let Some(c) = &self.core {
+            out.extend([
+                at_least("select rps / baseline", c.select.ratio, 0.6),
+                at_least("insert rps / baseline", c.insert.ratio, 0.6),
+                below("provision p50 / direct p50", c.provision.ratio_p50, 3.0),
+                at_least("spread select rps / hot", c.scale.ratio, 0.5),
+            ]);
+        }
+        if let Some(m) = &self.metering {
+            out.extend([
+                at_least(
+                    "metering events/s embedded",
+                    m.embedded.consume_per_sec,
+                    50_000.0,
+                ),
+                at_least("select rps metering on / off", m.ratio, 0.9),
+            ]);
+        }
+        out.push(below("peak RSS MiB", self.memory.peak_rss_mib, 512.0));
+        out
     }
 
     /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        if let Some(c) = &self.core {
+            s.push_str(&c.table());
+        }
+        if let Some(m) = &self.metering {
+            s.push_str(&m.table());
+        }
+        s.push_str(&format!(
+            "peak RSS {:.0} MiB (VmHWM), RSS at end {:.0} MiB\n\ntargets:\n",
+            self.memory.peak_rss_mib, self.memory.rss_mib
+        ));
+        for t in &self.targets {
+            let mark = if t.met { "met" } else { "MISSED" };
+            s.push_str(&format!(
+                "  {:<30} {:>10.2} {:<9} {mark}\n",
+                t.name, t.value, t.goal
+            ));
+        }
+        s
+    }
+}
+
+impl Core {
+    /// Phases 1–3 as table rows.
     pub fn table(&self) -> String {
         let mut s = String::new();
         let line = |s: &mut String, cols: [&str; 5]| {
@@ -220,17 +271,6 @@ impl Report {
                 &format!("{:.1} s", sc.provision_secs),
             ],
         );
-        s.push_str(&format!(
-            "peak RSS {:.0} MiB (VmHWM), RSS at end {:.0} MiB\n\ntargets:\n",
-            self.memory.peak_rss_mib, self.memory.rss_mib
-        ));
-        for t in &self.targets {
-            let mark = if t.met { "met" } else { "MISSED" };
-            s.push_str(&format!(
-                "  {:<28} {:>8.2} {:<8} {mark}\n",
-                t.name, t.value, t.goal
-            ));
-        }
         s
     }
 }

@@ -1,0 +1,552 @@
+//! The metering phase: consumer throughput (embedded log and NATS JetStream), query
+//! throughput with metering on against off, and the end-to-end charge lag under that load.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, bail};
+use persql_events::{Bus, BusConfig, ControlPlane, Envelope, QueryExecuted, outbox};
+use persql_metering::{MeteringHandler, Prices};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    load::{ClientRuntime, LoadResult, LoadSpec, Percentiles, micros},
+    phases,
+    report::ratio,
+    target::Api,
+};
+use crate::{Components, Config, Running, state::AppState};
+
+/// Distinct billed namespaces of the synthetic stream (2 databases and 3 tokens each).
+const NAMESPACES: usize = 300;
+/// Events appended per control-plane transaction before the consumer starts.
+const APPEND_TX: usize = 50_000;
+/// Longest wait for a relay or consumer to finish before the run is declared stuck.
+const TIMEOUT: Duration = Duration::from_secs(1800);
+/// Interval between two probe queries of the lag measurement.
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+/// One consumer-throughput run over a pre-filled log.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerRun {
+    pub events: usize,
+    /// Appending the events to the log/outbox (not part of any throughput figure).
+    pub append_secs: f64,
+    /// NATS only: the relay publishing every outbox row to JetStream.
+    pub relay_secs: Option<f64>,
+    pub relay_per_sec: Option<f64>,
+    /// The metering consumer, from its start until every event is charged.
+    pub consume_secs: f64,
+    pub consume_per_sec: f64,
+    /// Ledger rows at the end (must equal `events`).
+    pub ledger_rows: i64,
+}
+
+/// Everything the metering phase measured.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeteringReport {
+    pub embedded: ConsumerRun,
+    pub nats: Option<ConsumerRun>,
+    /// Why the NATS run did not happen, when it did not.
+    pub nats_skipped: Option<String>,
+    /// Point SELECT on the hot database, `metering = "off"`.
+    pub select_off: LoadResult,
+    /// The same with `metering = "on"`.
+    pub select_on: LoadResult,
+    /// `select_on.rps / select_off.rps`.
+    pub ratio: f64,
+    /// Answer-to-charge lag of probe queries during the metering-on load.
+    pub lag: Percentiles,
+    /// Probe queries whose charge never became visible (within 10 s after the load).
+    pub lag_uncharged: usize,
+}
+
+/// Runs the whole metering phase under `root`.
+pub async fn run(
+    client: &ClientRuntime,
+    spec: LoadSpec,
+    root: &Path,
+    events: usize,
+    nats_url: Option<&str>,
+) -> anyhow::Result<MeteringReport> {
+    let prices = Config::for_data_dir(root.to_path_buf()).prices()?;
+    let events = events.max(1);
+
+    eprintln!("bench: metering consumer, embedded log, {events} events…");
+    let embedded = consumer_run(&root.join("metering-embedded"), events, prices, None).await?;
+    let (nats, nats_skipped) = match nats_url {
+        Some(url) => {
+            eprintln!("bench: metering consumer, NATS JetStream at {url}, {events} events…");
+            let run = consumer_run(&root.join("metering-nats"), events, prices, Some(url)).await?;
+            (Some(run), None)
+        }
+        None => {
+            let why = "no NATS URL (pass --nats-url or set PERSQL_NATS_URL)".to_owned();
+            eprintln!("bench: metering consumer on NATS skipped: {why}");
+            (None, Some(why))
+        }
+    };
+
+    eprintln!("bench: point SELECT, metering off…");
+    let (select_off, _) = select_with_probe(client, spec, root.join("metering-off"), false).await?;
+    eprintln!("bench: point SELECT, metering on (with charge-lag probe)…");
+    let (select_on, probe) =
+        select_with_probe(client, spec, root.join("metering-on"), true).await?;
+    let lag_uncharged = probe.uncharged;
+    Ok(MeteringReport {
+        embedded,
+        nats,
+        nats_skipped,
+        ratio: ratio(select_on.rps, select_off.rps),
+        select_off,
+        select_on,
+        lag: Percentiles::of_micros(probe.lags),
+        lag_uncharged,
+    })
+}
+
+/// The synthetic `query.executed` events `from..to`: `NAMESPACES` namespaces with 2
+/// databases and 3 tokens each, one statement, a few rows read, sometimes one written,
+/// and every tenth call billed to another namespace's caller (as real traffic is).
+fn synthetic_events(from: usize, to: usize) -> Vec<Envelope> {
+    (from..to)
+        .map(|i| {
+            let h = (i as u64 ^ 0x5eed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let ns = (h >> 40) as usize % NAMESPACES;
+            let db = ns * 2 + (h >> 20) as usize % 2;
+            let billed = if i % 10 == 0 {
+                (ns + 1 + (h >> 8) as usize % (NAMESPACES - 1)) % NAMESPACES
+            } else {
+                ns
+            };
+            let token = billed * 3 + (h >> 4) as usize % 3;
+            let database_id = format!("{db:032x}");
+            Envelope::new(
+                "/persql/api",
+                &format!("ns-{ns}"),
+                &format!("databases/{database_id}"),
+                &QueryExecuted {
+                    database_id,
+                    namespace_id: format!("n{ns:031x}"),
+                    billed_namespace_id: format!("n{billed:031x}"),
+                    token_id: format!("t{token:031x}"),
+                    role: "write".into(),
+                    statements: 1,
+                    rows_read: 1 + h % 10,
+                    rows_written: u64::from(h.is_multiple_of(5)),
+                    bytes: 64 + h % 512,
+                    duration_us: 50 + h % 200,
+                    error: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Fills a fresh control plane's log with `events` events, then times the metering
+/// consumer (and, on NATS, first the relay) until every event is charged.
+async fn consumer_run(
+    dir: &Path,
+    events: usize,
+    prices: Prices,
+    nats_url: Option<&str>,
+) -> anyhow::Result<ConsumerRun> {
+    std::fs::create_dir_all(dir)?;
+    let cp = ControlPlane::connect(None, dir)
+        .await
+        .context("opening the metering control plane")?;
+    let backend = cp.backend();
+    let t0 = Instant::now();
+    let mut last_id = String::new();
+    for from in (0..events).step_by(APPEND_TX) {
+        let batch = synthetic_events(from, (from + APPEND_TX).min(events));
+        last_id.clone_from(&batch.last().context("empty batch")?.id);
+        let mut tx = cp.begin().await?;
+        outbox::append(&mut tx, backend, &batch).await?;
+        cp.commit(tx).await?;
+    }
+    let append_secs = t0.elapsed().as_secs_f64();
+    let max_seq: i64 = sqlx::query("SELECT MAX(seq) FROM events")
+        .fetch_one(cp.pool())
+        .await?
+        .try_get(0)?;
+    eprintln!("bench:   appended {events} events in {append_secs:.1} s");
+
+    let config = BusConfig {
+        nats_url: nats_url.map(str::to_owned),
+        prefix: format!("bench{}", hex::encode(rand::random::<[u8; 4]>())),
+    };
+    let bus = Bus::connect(cp.clone(), &config)
+        .await
+        .context("connecting the bus")?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    let (relay_secs, relay_per_sec) = match bus.spawn_relay(shutdown.clone()) {
+        Some(relay) => {
+            tasks.push(relay);
+            let t = Instant::now();
+            // The relay publishes oldest first: the newest row published means all are.
+            wait_until("relay", || async {
+                let row = sqlx::query("SELECT published_at FROM events WHERE seq = $1")
+                    .bind(max_seq)
+                    .fetch_one(cp.pool())
+                    .await?;
+                let done = row.try_get::<Option<i64>, _>(0)?.is_some();
+                anyhow::Ok(done)
+            })
+            .await?;
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("bench:   relay published {events} events in {secs:.1} s");
+            (Some(secs), Some(events as f64 / secs))
+        }
+        None => (None, None),
+    };
+
+    let t = Instant::now();
+    tasks.push(bus.spawn_consumer(
+        Arc::new(MeteringHandler::new(prices, backend)),
+        shutdown.clone(),
+    ));
+    if nats_url.is_some() {
+        // Delivered and applied in stream order: the last event charged means all are.
+        wait_until("metering consumer", || async {
+            let row = sqlx::query("SELECT COUNT(*) FROM ledger WHERE event_id = $1")
+                .bind(&last_id)
+                .fetch_one(cp.pool())
+                .await?;
+            anyhow::Ok(row.try_get::<i64, _>(0)? > 0)
+        })
+        .await?;
+    } else {
+        wait_until("metering consumer", || async {
+            let row = sqlx::query("SELECT seq FROM consumer_offsets WHERE consumer = 'metering'")
+                .fetch_optional(cp.pool())
+                .await?;
+            let seq = match row {
+                Some(r) => r.try_get::<i64, _>(0)?,
+                None => 0,
+            };
+            anyhow::Ok(seq >= max_seq)
+        })
+        .await?;
+    }
+    let consume_secs = t.elapsed().as_secs_f64();
+    shutdown.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let ledger_rows: i64 = sqlx::query("SELECT COUNT(*) FROM ledger")
+        .fetch_one(cp.pool())
+        .await?
+        .try_get(0)?;
+    cp.close().await;
+    eprintln!(
+        "bench:   metering consumer charged {ledger_rows} events in {consume_secs:.1} s ({:.0}/s)",
+        events as f64 / consume_secs
+    );
+    if ledger_rows != events as i64 {
+        bail!("the metering consumer wrote {ledger_rows} ledger rows for {events} events");
+    }
+    Ok(ConsumerRun {
+        events,
+        append_secs,
+        relay_secs,
+        relay_per_sec,
+        consume_secs,
+        consume_per_sec: events as f64 / consume_secs,
+        ledger_rows,
+    })
+}
+
+/// Polls `done` every 20 ms until it holds; fails after `TIMEOUT`.
+async fn wait_until<F, Fut>(what: &str, mut done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let start = Instant::now();
+    let mut report = start + Duration::from_secs(15);
+    loop {
+        if done().await? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= report {
+            eprintln!(
+                "bench:   waiting for the {what}… {:.0} s",
+                start.elapsed().as_secs_f64()
+            );
+            report = now + Duration::from_secs(15);
+        }
+        if start.elapsed() > TIMEOUT {
+            bail!("the {what} did not finish in {} s", TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A PerSQL with an explicit `metering` setting (the bench's other instance uses the
+/// defaults), its HTTP state included so the probe can tail its bus.
+struct Instance {
+    base: String,
+    state: AppState,
+    running: Running,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Instance {
+    async fn start(data_dir: PathBuf, metering: bool) -> anyhow::Result<(Self, String)> {
+        let admin = format!("psql_admin_{}", hex::encode(rand::random::<[u8; 20]>()));
+        let mut config = Config::for_data_dir(data_dir);
+        config.admin_token = Some(admin.clone());
+        config.token_ttl_secs = config.token_ttl_secs.max(24 * 3600);
+        config.metering = if metering { "on" } else { "off" }.to_owned();
+        let running = crate::start(config, Components::All).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = running.state.clone().context("no HTTP state")?;
+        let server = tokio::spawn(crate::serve(
+            listener,
+            state.clone(),
+            running.shutdown.clone(),
+        ));
+        Ok((
+            Self {
+                base,
+                state,
+                running,
+                server,
+            },
+            admin,
+        ))
+    }
+
+    async fn stop(self) {
+        self.running.shutdown.cancel();
+        let _ = self.server.await;
+        self.running.stop().await;
+    }
+}
+
+/// Creates namespace `slug` (funded when metering is on); returns its workspace token.
+async fn namespace(api: &Api, admin: &str, slug: &str, fund: bool) -> anyhow::Result<String> {
+    let v = api
+        .post("/v1/admin/namespaces", admin, json!({ "slug": slug }))
+        .await?;
+    if fund {
+        api.post(
+            &format!("/v1/admin/namespaces/{slug}/topups"),
+            admin,
+            json!({ "amount": "1000000", "reference": "bench" }),
+        )
+        .await?;
+    }
+    v["token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no token in {v}"))
+}
+
+/// What the probe saw.
+struct Probe {
+    /// Answer-to-charge lag of each probe answered in the measured window (µs).
+    lags: Vec<u32>,
+    uncharged: usize,
+}
+
+/// Phase 1's point-SELECT load on a fresh instance with metering `on` or off, plus a probe.
+///
+/// The lag probe: one extra connection queries its own database in its own namespace
+/// (`probe`) every 10 ms, one request at a time, while the load runs. Each query's
+/// `query.executed` event carries a time between the request's send time `S` and its
+/// answer `A`; the probe namespace has no other traffic, so the first `balance.charged`
+/// event for `probe` whose `throughMs` (the newest charged event time) is `>= S` (in ms)
+/// is the one that charged that query. The lag is from `A` to the moment that event
+/// reached a tail of the instance's bus (`Bus::tail`: the same path that updates the
+/// API's cached balances). It therefore spans the query-event batcher's linger, the
+/// append, the metering consumer's wake-up and transaction, and the tail's read.
+async fn select_with_probe(
+    client: &ClientRuntime,
+    spec: LoadSpec,
+    dir: PathBuf,
+    metering: bool,
+) -> anyhow::Result<(LoadResult, Probe)> {
+    let (inst, admin) = Instance::start(dir, metering).await?;
+    let api = Api::new(&inst.base);
+    let ws = namespace(&api, &admin, "bench", metering).await?;
+    api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
+        .await?;
+    let hot = api.provision(&ws, "hot-user", "app-template").await?;
+    api.post(
+        &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
+        &hot.token,
+        json!({ "sql": phases::fill_sql() }),
+    )
+    .await
+    .context("filling the hot database")?;
+    let probe_ws = namespace(&api, &admin, "probe", metering).await?;
+    api.post("/v1/databases", &probe_ws, json!({ "slug": "probe" }))
+        .await?;
+    let probe_url = format!("{}/v1/databases/probe/probe/query", inst.base);
+
+    // Charges of the probe namespace as the bus delivers them: (throughMs, seen at).
+    let stop_tail = CancellationToken::new();
+    let mut rx = inst.state.bus.tail(stop_tail.clone()).await?;
+    let charges: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
+    let tail = tokio::spawn({
+        let charges = charges.clone();
+        async move {
+            while let Some(e) = rx.recv().await {
+                if e.namespace == "probe"
+                    && let Some(Ok(c)) = e.decode::<persql_events::BalanceCharged>()
+                {
+                    charges.lock().await.push((c.through_ms, Instant::now()));
+                }
+            }
+        }
+    });
+
+    let url = format!(
+        "{}/v1/databases/{}/{}/query",
+        inst.base, hot.namespace, hot.slug
+    );
+    let load = client.load(spec, phases::fixed(url, Some(&hot.token), false));
+    let probe = client.run(probe_queries(probe_url, probe_ws, spec));
+    let (load, samples) = tokio::join!(load, probe);
+    let (load, samples) = (load?, samples??);
+
+    // Let the last probes' charges arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last_sent = samples.last().map_or(0, |s| s.0);
+    while metering && Instant::now() < deadline {
+        if charges.lock().await.iter().any(|c| c.0 >= last_sent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tail.cancel();
+    let _ = tail.await;
+    inst.stop().await;
+
+    let charges = charges.lock().await;
+    let mut lags = Vec::with_capacity(samples.len());
+    let mut uncharged = 0;
+    if metering {
+        for (sent_ms, answered) in &samples {
+            match charges.iter().find(|c| c.0 >= *sent_ms) {
+                Some((_, seen)) => {
+                    lags.push(micros(seen.saturating_duration_since(*answered)));
+                }
+                None => uncharged += 1,
+            }
+        }
+    }
+    Ok((load, Probe { lags, uncharged }))
+}
+
+/// Sequential probe queries for the load's whole run; returns (send time in Unix ms,
+/// answer instant) of those sent in the measured window.
+async fn probe_queries(
+    url: String,
+    token: String,
+    spec: LoadSpec,
+) -> anyhow::Result<Vec<(i64, Instant)>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()?;
+    let start = Instant::now();
+    let (measure_from, end) = (start + spec.warmup, start + spec.warmup + spec.duration);
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut out = Vec::new();
+    loop {
+        tick.tick().await;
+        let t0 = Instant::now();
+        if t0 >= end {
+            return Ok(out);
+        }
+        let sent_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+        let resp = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "sql": "SELECT 1" }))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        let answered = Instant::now();
+        if !status.is_success() {
+            bail!("probe query: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        if t0 >= measure_from {
+            out.push((sent_ms, answered));
+        }
+    }
+}
+
+impl MeteringReport {
+    /// The metering phase as table rows.
+    pub fn table(&self) -> String {
+        let mut s = String::from("\nmetering\n");
+        let mut run = |name: &str, r: &ConsumerRun| {
+            s.push_str(&format!(
+                "  consumer, {name:<8} {:>9.0} events/s  ({} events in {:.1} s; appended in {:.1} s)\n",
+                r.consume_per_sec, r.events, r.consume_secs, r.append_secs
+            ));
+            if let (Some(rs), Some(rps)) = (r.relay_secs, r.relay_per_sec) {
+                s.push_str(&format!(
+                    "  relay to JetStream {rps:>9.0} events/s  ({} events in {rs:.1} s)\n",
+                    r.events
+                ));
+            }
+        };
+        run("embedded", &self.embedded);
+        match (&self.nats, &self.nats_skipped) {
+            (Some(n), _) => run("NATS", n),
+            (None, Some(why)) => s.push_str(&format!("  consumer, NATS: skipped ({why})\n")),
+            (None, None) => {}
+        }
+        let lr = |r: &LoadResult| {
+            format!(
+                "{:.0}/s, p50/p99 {:.2}/{:.2} ms{}",
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                if r.errors > 0 {
+                    format!(", {} errors", r.errors)
+                } else {
+                    String::new()
+                }
+            )
+        };
+        s.push_str(&format!(
+            "  point SELECT, metering off      {}\n  point SELECT, metering on       {}\n  ratio on/off                    {:.2}\n",
+            lr(&self.select_off),
+            lr(&self.select_on),
+            self.ratio
+        ));
+        s.push_str(&format!(
+            "  charge lag (answer → balance.charged on the bus), {} probes: p50/p99 {:.1}/{:.1} ms{}\n\n",
+            self.lag.count,
+            self.lag.p50_ms,
+            self.lag.p99_ms,
+            if self.lag_uncharged > 0 {
+                format!(", {} never charged", self.lag_uncharged)
+            } else {
+                String::new()
+            }
+        ));
+        s
+    }
+}
