@@ -184,30 +184,37 @@ impl NatsBus {
                     durable_name: Some(handler.name().to_owned()),
                     filter_subject: self.filter(handler),
                     ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
+                    // Short, so messages a crashed consumer had fetched come back quickly;
+                    // a redelivery while a batch is still being applied is deduplicated.
+                    ack_wait: Duration::from_secs(5),
                     max_ack_pending: 20_000,
                     ..Default::default()
                 },
             )
             .await
             .map_err(nats_err)?;
+        // A continuous pull: messages are handled as soon as they arrive, in chunks of
+        // whatever is ready (up to FETCH_BATCH), so a lone provision request waits for
+        // nothing and a busy stream still gets batched transactions.
+        let mut chunks = consumer
+            .stream()
+            .max_messages_per_batch(FETCH_BATCH)
+            .messages()
+            .await
+            .map_err(nats_err)?
+            .ready_chunks(FETCH_BATCH);
         loop {
-            let fetch = consumer
-                .batch()
-                .max_messages(FETCH_BATCH)
-                .expires(Duration::from_millis(500))
-                .messages();
-            let mut batch = tokio::select! {
-                b = fetch => b.map_err(nats_err)?,
+            let chunk = tokio::select! {
+                c = chunks.next() => c,
                 _ = shutdown.cancelled() => return Ok(()),
             };
-            let mut messages = Vec::new();
-            while let Some(m) = batch.next().await {
-                messages.push(m.map_err(nats_err)?);
-            }
-            if messages.is_empty() {
-                continue;
-            }
+            let Some(chunk) = chunk else {
+                return Err(StoreError::Nats("message stream ended".into()));
+            };
+            let messages = chunk
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(nats_err)?;
             let mut wanted = Vec::new();
             for m in &messages {
                 match serde_json::from_slice::<Envelope>(&m.payload) {
