@@ -34,6 +34,7 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct MeteringArgs {
     #[command(subcommand)]
     action: Option<MeteringAction>,
@@ -44,7 +45,7 @@ struct MeteringArgs {
 #[derive(Debug, Subcommand)]
 enum MeteringAction {
     /// Drop the ledger, balances and usage, and rebuild them by replaying the event log.
-    Rebuild,
+    Rebuild(Config),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,8 +105,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Metering(MeteringArgs {
-            action: Some(MeteringAction::Rebuild),
-            config,
+            action: Some(MeteringAction::Rebuild(config)),
+            ..
         }) => {
             let report = crate::tail::rebuild(config).await?;
             println!(

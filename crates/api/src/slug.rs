@@ -15,16 +15,21 @@ fn valid_slug(s: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceSlug(String);
 
+/// `s` as a slug of `what`, or 400 `invalid_slug`.
+fn parse_slug(s: &str, what: &str) -> Result<String, ApiError> {
+    if valid_slug(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_slug",
+            format!("a {what} slug is 1-63 characters of a-z, 0-9 and '-', starting with a letter"),
+        ))
+    }
+}
+
 impl NamespaceSlug {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        if valid_slug(s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ApiError::bad_request(
-                "invalid_slug",
-                "a namespace slug is 1-63 characters of a-z, 0-9 and '-', starting with a letter",
-            ))
-        }
+        parse_slug(s, "namespace").map(Self)
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -38,14 +43,7 @@ pub struct DatabaseSlug(String);
 
 impl DatabaseSlug {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        if valid_slug(s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ApiError::bad_request(
-                "invalid_slug",
-                "a database slug is 1-63 characters of a-z, 0-9 and '-', starting with a letter",
-            ))
-        }
+        parse_slug(s, "database").map(Self)
     }
     pub fn as_str(&self) -> &str {
         &self.0

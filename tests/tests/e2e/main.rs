@@ -14,3 +14,4 @@ mod persistence;
 mod process;
 mod provision;
 mod query;
+mod tools;

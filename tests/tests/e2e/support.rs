@@ -316,18 +316,24 @@ pub fn free_port() -> u16 {
 /// operator token [`ADMIN`]; every other `PERSQL_*` variable of the test's environment is
 /// removed so the child sees only what the test chose.
 pub fn persql_command(sub: &str, port: Option<u16>, dir: &Path, backends: &Backends) -> Command {
-    let mut cmd = Command::new(PERSQL_BIN);
-    cmd.arg(sub).arg("--data-dir").arg(dir);
+    let mut cmd = persql_args(&[sub], dir, backends);
     if let Some(port) = port {
         cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
     }
+    cmd.env("PERSQL_ADMIN_TOKEN", ADMIN);
+    cmd
+}
+
+/// `persql <args…> --data-dir <dir>` on `backends`, with no other `PERSQL_*` inherited.
+pub fn persql_args(args: &[&str], dir: &Path, backends: &Backends) -> Command {
+    let mut cmd = Command::new(PERSQL_BIN);
+    cmd.args(args).arg("--data-dir").arg(dir);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PERSQL_") {
             cmd.env_remove(key);
         }
     }
-    cmd.env("PERSQL_ADMIN_TOKEN", ADMIN)
-        .env("PERSQL_NATS_PREFIX", &backends.nats_prefix);
+    cmd.env("PERSQL_NATS_PREFIX", &backends.nats_prefix);
     if let Some(url) = &backends.database_url {
         cmd.env("PERSQL_DATABASE_URL", url);
     }
