@@ -203,6 +203,30 @@ impl Registry {
         Ok((rec, inserted))
     }
 
+    /// Forgets a database whose provisioning failed (it was never reachable, so it has no
+    /// tokens and no data), so its slug can be provisioned again.
+    pub async fn forget_failed(&self, id: &str) -> Result<(), RegistryError> {
+        let mut tx = self.cp.begin().await?;
+        let failed = sqlx::query("SELECT 1 FROM databases WHERE id = $1 AND state = 'failed'")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if failed {
+            // Defensive: a failed database was never handed out, so this finds nothing.
+            sqlx::query("DELETE FROM tokens WHERE database_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM databases WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes a database from the registry together with its tokens; the caller removes
     /// the file after this commits and appends `database.deleted` in `tx`.
     pub async fn delete_in(tx: &mut Tx, id: &str) -> Result<Vec<String>, RegistryError> {

@@ -243,3 +243,29 @@ async fn provision_needs_a_workspace_token() {
         .await;
     assert_problem(s, &b, StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn a_failed_provision_is_retried_on_the_next_call() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (_, db) = app.provision(&ws, "u").await;
+    // As if the template had vanished while the provisioner worked on it.
+    let cp = persql_events::ControlPlane::connect(app.backends.database_url.as_deref(), &app.dir)
+        .await
+        .unwrap();
+    let slug = db.split_once('/').unwrap().1;
+    sqlx::query("UPDATE databases SET state = 'failed', error = 'template gone' WHERE slug = $1")
+        .bind(slug)
+        .execute(cp.pool())
+        .await
+        .unwrap();
+    let (token, again) = app.provision(&ws, "u").await;
+    assert_eq!(again, db);
+    app.sql(
+        &token,
+        &again,
+        "SELECT count(*) AS n FROM entries",
+        json!([]),
+    )
+    .await;
+}

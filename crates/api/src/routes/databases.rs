@@ -123,23 +123,24 @@ pub async fn ensure(
     template: Option<&str>,
     subject_hash: Option<String>,
 ) -> Result<(DatabaseRecord, bool), ApiError> {
-    let (rec, created) = match state.registry.find(&ws.namespace_id, slug).await? {
-        Some(rec) => (rec, false),
-        None => {
-            state
-                .registry
-                .register(
-                    NewDatabase {
-                        namespace_id: &ws.namespace_id,
-                        namespace_slug: &ws.namespace_slug,
-                        slug,
-                        template_slug: template,
-                        subject_hash,
-                        billed_namespace_id: &ws.namespace_id,
-                    },
-                    "/persql/api",
-                )
-                .await?
+    let existing = state.registry.find(&ws.namespace_id, slug).await?;
+    let (rec, created) = match existing {
+        Some(rec) if rec.state != DatabaseState::Failed => (rec, false),
+        failed => {
+            // A database whose provisioning failed (its template vanished) never became
+            // reachable: forget it and try again, so the subject is not stuck for good.
+            if let Some(rec) = failed {
+                state.registry.forget_failed(&rec.id).await?;
+            }
+            let new = NewDatabase {
+                namespace_id: &ws.namespace_id,
+                namespace_slug: &ws.namespace_slug,
+                slug,
+                template_slug: template,
+                subject_hash,
+                billed_namespace_id: &ws.namespace_id,
+            };
+            state.registry.register(new, "/persql/api").await?
         }
     };
     if created {
