@@ -18,7 +18,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once at start-up; size is irrelevant")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; size is irrelevant"
+)]
 enum Command {
     /// Run everything in one process (API, provisioner) on embedded defaults.
     Serve(Config),
