@@ -269,3 +269,41 @@ async fn a_failed_provision_is_retried_on_the_next_call() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn provision_tokens_live_for_the_configured_ttl() {
+    let app = TestApp::spawn_with(|c| c.token_ttl_secs = 1).await;
+    let ws = app.with_template("acme").await;
+    let (s, b) = app
+        .post(
+            "/v1/users/provision",
+            &ws,
+            json!({ "subject": "u", "template": "app-template" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let expires = time::OffsetDateTime::parse(
+        b["expiresAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(left <= time::Duration::seconds(1), "{left}");
+    let db = format!("acme/{}", b["database"]["slug"].as_str().unwrap());
+    let token = b["token"].as_str().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, b) = app
+        .post(
+            &format!("/v1/databases/{db}/query"),
+            token,
+            json!({ "sql": "SELECT 1" }),
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::UNAUTHORIZED, "token_expired");
+}
+
+#[test]
+fn default_provision_token_ttl_is_one_hour() {
+    let config = persql_api::Config::for_data_dir("unused".into());
+    assert_eq!(config.token_ttl_secs, 3600);
+}
