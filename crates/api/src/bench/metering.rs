@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use persql_events::{Bus, BusConfig, ControlPlane, Envelope, QueryExecuted, outbox};
+use persql_events::{Bus, BusConfig, ControlPlane, Envelope, Handler as _, QueryExecuted, outbox};
 use persql_metering::{MeteringHandler, Prices};
 use serde::Serialize;
 use serde_json::json;
@@ -55,6 +55,8 @@ pub struct ConsumerRun {
 #[serde(rename_all = "camelCase")]
 pub struct MeteringReport {
     pub embedded: ConsumerRun,
+    /// The handler in 1000-event `handle_batch` calls without the bus ([`Mode::Direct`]).
+    pub batched: ConsumerRun,
     pub nats: Option<ConsumerRun>,
     /// Why the NATS run did not happen, when it did not.
     pub nats_skipped: Option<String>,
@@ -82,11 +84,21 @@ pub async fn run(
     let events = events.max(1);
 
     eprintln!("bench: metering consumer, embedded log, {events} events…");
-    let embedded = consumer_run(&root.join("metering-embedded"), events, prices, None).await?;
+    let embedded = consumer_run(
+        &root.join("metering-embedded"),
+        events,
+        prices,
+        Mode::Embedded,
+    )
+    .await?;
+    eprintln!("bench: metering handler driven directly in batches of 1000, {events} events…");
+    let batched =
+        consumer_run(&root.join("metering-batched"), events, prices, Mode::Direct).await?;
     let (nats, nats_skipped) = match nats_url {
         Some(url) => {
             eprintln!("bench: metering consumer, NATS JetStream at {url}, {events} events…");
-            let run = consumer_run(&root.join("metering-nats"), events, prices, Some(url)).await?;
+            let run =
+                consumer_run(&root.join("metering-nats"), events, prices, Mode::Nats(url)).await?;
             (Some(run), None)
         }
         None => {
@@ -104,6 +116,7 @@ pub async fn run(
     let lag_uncharged = probe.uncharged;
     Ok(MeteringReport {
         embedded,
+        batched,
         nats,
         nats_skipped,
         ratio: ratio(select_on.rps, select_off.rps),
@@ -158,8 +171,12 @@ async fn consumer_run(
     dir: &Path,
     events: usize,
     prices: Prices,
-    nats_url: Option<&str>,
+    mode: Mode<'_>,
 ) -> anyhow::Result<ConsumerRun> {
+    let nats_url = match mode {
+        Mode::Nats(url) => Some(url),
+        Mode::Embedded | Mode::Direct => None,
+    };
     std::fs::create_dir_all(dir)?;
     let cp = ControlPlane::connect(None, dir)
         .await
@@ -213,11 +230,11 @@ async fn consumer_run(
     };
 
     let t = Instant::now();
-    tasks.push(bus.spawn_consumer(
-        Arc::new(MeteringHandler::new(prices, backend)),
-        shutdown.clone(),
-    ));
-    if nats_url.is_some() {
+    let handler = Arc::new(MeteringHandler::new(prices, backend));
+    if mode == Mode::Direct {
+        drive_batched(&cp, handler.as_ref(), max_seq).await?;
+    } else if nats_url.is_some() {
+        tasks.push(bus.spawn_consumer(handler, shutdown.clone()));
         // Delivered and applied in stream order: the last event charged means all are.
         wait_until("metering consumer", || async {
             let row = sqlx::query("SELECT COUNT(*) FROM ledger WHERE event_id = $1")
@@ -228,6 +245,7 @@ async fn consumer_run(
         })
         .await?;
     } else {
+        tasks.push(bus.spawn_consumer(handler, shutdown.clone()));
         wait_until("metering consumer", || async {
             let row = sqlx::query("SELECT seq FROM consumer_offsets WHERE consumer = 'metering'")
                 .fetch_optional(cp.pool())
@@ -266,6 +284,59 @@ async fn consumer_run(
         consume_per_sec: events as f64 / consume_secs,
         ledger_rows,
     })
+}
+
+/// Where the events of a consumer run travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode<'a> {
+    /// `Bus::spawn_consumer` on the embedded log.
+    Embedded,
+    /// `Bus::spawn_relay` and `Bus::spawn_consumer` on NATS JetStream at this URL.
+    Nats(&'a str),
+    /// No bus: the embedded consumer's loop (read 1000 rows after the offset, one
+    /// transaction with the effect and the new offset) calling `handle_batch` once per
+    /// read instead of `handle` once per event — what the embedded bus would reach if its
+    /// `apply` called `handle_batch`, as the NATS consumer does.
+    Direct,
+}
+
+/// [`Mode::Direct`]: applies every event up to `max_seq` in batches of 1000.
+async fn drive_batched(
+    cp: &ControlPlane,
+    handler: &MeteringHandler,
+    max_seq: i64,
+) -> anyhow::Result<()> {
+    let mut offset = 0i64;
+    while offset < max_seq {
+        let rows =
+            sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 1000")
+                .bind(offset)
+                .fetch_all(cp.pool())
+                .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            offset = r.try_get(0)?;
+            let e: Envelope = serde_json::from_str(&r.try_get::<String, _>(1)?)?;
+            if persql_metering::consumer::TYPES.contains(&e.type_suffix()) {
+                events.push(e);
+            }
+        }
+        let mut tx = cp.begin().await?;
+        handler
+            .handle_batch(&mut tx, &events)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer, seq) VALUES ($1, $2) \
+             ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind("metering")
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
+        cp.commit(tx).await?;
+    }
+    Ok(())
 }
 
 /// Polls `done` every 20 ms until it holds; fails after `TIMEOUT`.
@@ -512,6 +583,7 @@ impl MeteringReport {
             }
         };
         run("embedded", &self.embedded);
+        run("batched*", &self.batched);
         match (&self.nats, &self.nats_skipped) {
             (Some(n), _) => run("NATS", n),
             (None, Some(why)) => s.push_str(&format!("  consumer, NATS: skipped ({why})\n")),
@@ -537,7 +609,7 @@ impl MeteringReport {
             self.ratio
         ));
         s.push_str(&format!(
-            "  charge lag (answer → balance.charged on the bus), {} probes: p50/p99 {:.1}/{:.1} ms{}\n\n",
+            "  charge lag (answer → balance.charged on the bus), {} probes: p50/p99 {:.1}/{:.1} ms{}\n  * batched: the handler's handle_batch on the embedded log, 1000 events a call, no bus\n\n",
             self.lag.count,
             self.lag.p50_ms,
             self.lag.p99_ms,
