@@ -281,19 +281,38 @@ async fn update_balances(
             },
         ));
     }
+    let new_balances: Vec<(&str, i64, i64)> = by_ns
+        .iter()
+        .map(|(ns, d)| {
+            (
+                *ns,
+                current
+                    .get(*ns)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(d.delta),
+                d.through_ms,
+            )
+        })
+        .collect();
+    // One statement for every namespace of the batch.
+    for chunk in new_balances.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO balances (namespace_id, balance_nanos, updated_at) VALUES {} \
+             ON CONFLICT (namespace_id) DO UPDATE SET balance_nanos = excluded.balance_nanos, \
+             updated_at = CASE WHEN excluded.updated_at > balances.updated_at \
+             THEN excluded.updated_at ELSE balances.updated_at END",
+            backend.rows(1, chunk.len(), 3)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (ns, balance, through) in chunk {
+            q = q.bind(*ns).bind(*balance).bind(*through);
+        }
+        q.execute(&mut **tx).await?;
+    }
     for (ns, d) in &by_ns {
         let old = current.get(*ns).copied().unwrap_or(0);
         let new = old.saturating_add(d.delta);
-        sqlx::query(
-            "INSERT INTO balances (namespace_id, balance_nanos, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (namespace_id) DO UPDATE SET balance_nanos = excluded.balance_nanos, \
-             updated_at = CASE WHEN excluded.updated_at > balances.updated_at THEN excluded.updated_at ELSE balances.updated_at END",
-        )
-        .bind(*ns)
-        .bind(new)
-        .bind(d.through_ms)
-        .execute(&mut **tx)
-        .await?;
         let subject = format!("namespaces/{ns}");
         let balance = Money::from_nanos(new).to_string();
         if d.charges > 0 {

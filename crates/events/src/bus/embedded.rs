@@ -15,7 +15,7 @@ use crate::{
 
 /// How often tailers look for events appended by other processes sharing the control plane.
 const POLL: Duration = Duration::from_millis(200);
-const BATCH: i64 = 1000;
+const BATCH: i64 = 5000;
 
 pub(super) async fn consume(
     cp: ControlPlane,
@@ -37,7 +37,7 @@ pub(super) async fn consume(
     let mut appended = cp.appended();
     let mut attempt = 0;
     while !shutdown.is_cancelled() {
-        let batch = match read_after(&cp, offset, BATCH).await {
+        let batch = match read_after(&cp, offset, BATCH, None).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the event log failed");
@@ -85,9 +85,9 @@ async fn apply(
     last: i64,
 ) -> Result<(), String> {
     let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
-    for e in events {
+    if !events.is_empty() {
         handler
-            .handle(&mut tx, e)
+            .handle_batch(&mut tx, events)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -122,18 +122,29 @@ struct Batch {
 }
 
 /// Events with `seq > after`, oldest first. Rows that do not decode are logged and skipped.
-async fn read_after(cp: &ControlPlane, after: i64, limit: i64) -> Result<Batch, StoreError> {
-    let rows = sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-        .bind(after)
-        .bind(limit)
-        .fetch_all(cp.pool())
-        .await?;
+/// Only rows whose type `wanted` accepts are decoded (`None`: all).
+async fn read_after(
+    cp: &ControlPlane,
+    after: i64,
+    limit: i64,
+    wanted: Option<&[&str]>,
+) -> Result<Batch, StoreError> {
+    let rows =
+        sqlx::query("SELECT seq, type, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(cp.pool())
+            .await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut last = None;
     for r in rows {
         let seq: i64 = r.try_get(0)?;
         last = Some(seq);
-        let body: String = r.try_get(1)?;
+        let ty: String = r.try_get(1)?;
+        if wanted.is_some_and(|w| !w.contains(&ty.as_str())) {
+            continue;
+        }
+        let body: String = r.try_get(2)?;
         match serde_json::from_str::<Envelope>(&body) {
             Ok(e) => out.push((seq, e)),
             Err(e) => tracing::error!(seq, error = %e, "undecodable event in the log; skipped"),
@@ -155,7 +166,7 @@ pub(super) async fn tail(
         let mut offset = start;
         let mut appended = cp.appended();
         loop {
-            match read_after(&cp, offset, BATCH).await {
+            match read_after(&cp, offset, BATCH, None).await {
                 Ok(Batch {
                     last: Some(last),
                     events,

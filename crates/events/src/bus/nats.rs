@@ -236,9 +236,9 @@ impl NatsBus {
                 return Err(StoreError::Nats(format!("handler: {e}")));
             }
             handler.committed(&wanted).await;
-            for m in &messages {
-                m.ack().await.map_err(nats_err)?;
-            }
+            futures::future::try_join_all(messages.iter().map(|m| m.ack()))
+                .await
+                .map_err(nats_err)?;
         }
     }
 
