@@ -22,7 +22,9 @@ use crate::{
 };
 
 const RELAY_BATCH: i64 = 1000;
-const FETCH_BATCH: usize = 1000;
+const FETCH_BATCH: usize = 2000;
+/// How long a consumer waits for more messages before applying a partial chunk.
+const LINGER: Duration = Duration::from_millis(10);
 
 #[derive(Clone)]
 pub(super) struct NatsBus {
@@ -193,9 +195,9 @@ impl NatsBus {
             )
             .await
             .map_err(nats_err)?;
-        // A continuous pull: messages are handled as soon as they arrive, in chunks of
-        // whatever is ready (up to FETCH_BATCH), so a lone provision request waits for
-        // nothing and a busy stream still gets batched transactions.
+        // A continuous pull: messages are handled as they arrive, in chunks of whatever is
+        // ready plus what comes within LINGER (up to FETCH_BATCH), so a lone provision
+        // request waits at most LINGER and a busy stream gets large transactions.
         let mut chunks = consumer
             .stream()
             .max_messages_per_batch(FETCH_BATCH)
@@ -211,6 +213,16 @@ impl NatsBus {
             let Some(chunk) = chunk else {
                 return Err(StoreError::Nats("message stream ended".into()));
             };
+            let mut chunk = chunk;
+            // Under load, gather a little more so one transaction covers many events; a lone
+            // event waits at most LINGER.
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while chunk.len() < FETCH_BATCH {
+                match tokio::time::timeout_at(deadline, chunks.next()).await {
+                    Ok(Some(more)) => chunk.extend(more),
+                    Ok(None) | Err(_) => break,
+                }
+            }
             let messages = chunk
                 .into_iter()
                 .collect::<Result<Vec<_>, _>>()
