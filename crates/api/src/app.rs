@@ -114,7 +114,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     let (query_events, batcher) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
     // Subscribe before loading balances, so no balance event falls between the two.
     let tail = bus
-        .tail(shutdown.clone())
+        .tail_matching(shutdown.clone(), invalidating)
         .await
         .context("tailing the event bus")?;
     let funding = Funding::load(&cp, prices, config.metering_enabled())
@@ -141,6 +141,15 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         tasks,
         cp,
     })
+}
+
+/// The event types `spawn_invalidation` acts on.
+fn invalidating(ty: &str) -> bool {
+    ty.starts_with("balance.")
+        || matches!(
+            ty,
+            "token.revoked" | "database.deleted" | "database.provisioned"
+        )
 }
 
 /// Keeps this process's caches in step with changes made anywhere: revoked tokens and

@@ -69,8 +69,8 @@ impl Envelope {
 
     /// Decodes the payload as `P`, or `None` when the type differs.
     pub fn decode<P: EventPayload>(&self) -> Option<Result<P, serde_json::Error>> {
-        self.is::<P>()
-            .then(|| serde_json::from_value(self.data.clone()))
+        // Deserializes from the borrowed tree: no copy of the payload.
+        self.is::<P>().then(|| P::deserialize(&self.data))
     }
 
     /// The NATS subject: `<prefix>.events.<namespace>.<type-suffix>`.

@@ -36,8 +36,10 @@ pub(super) async fn consume(
     };
     let mut appended = cp.appended();
     let mut attempt = 0;
+    let types = handler.types();
+    let wanted = |t: &str| types.contains(&t);
     while !shutdown.is_cancelled() {
-        let batch = match read_after(&cp, offset, BATCH, None).await {
+        let batch = match read_after(&cp, offset, BATCH, &wanted).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the event log failed");
@@ -127,7 +129,7 @@ async fn read_after(
     cp: &ControlPlane,
     after: i64,
     limit: i64,
-    wanted: Option<&[&str]>,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Batch, StoreError> {
     let rows =
         sqlx::query("SELECT seq, type, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
@@ -141,7 +143,7 @@ async fn read_after(
         let seq: i64 = r.try_get(0)?;
         last = Some(seq);
         let ty: String = r.try_get(1)?;
-        if wanted.is_some_and(|w| !w.contains(&ty.as_str())) {
+        if !wanted(&ty) {
             continue;
         }
         let body: String = r.try_get(2)?;
@@ -157,6 +159,7 @@ pub(super) async fn tail(
     cp: ControlPlane,
     out: mpsc::Sender<Envelope>,
     shutdown: CancellationToken,
+    wanted: super::TypeFilter,
 ) -> Result<(), StoreError> {
     let start: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
         .fetch_one(cp.pool())
@@ -166,7 +169,7 @@ pub(super) async fn tail(
         let mut offset = start;
         let mut appended = cp.appended();
         loop {
-            match read_after(&cp, offset, BATCH, None).await {
+            match read_after(&cp, offset, BATCH, &wanted).await {
                 Ok(Batch {
                     last: Some(last),
                     events,

@@ -26,6 +26,9 @@ pub struct BusConfig {
     pub prefix: String,
 }
 
+/// Accepts or rejects an event type suffix (`query.executed`).
+pub type TypeFilter = fn(&str) -> bool;
+
 /// A failure applying an event. Transient by definition: the batch is rolled back and
 /// retried. Handlers record permanent failures themselves (as state and events) and succeed.
 #[derive(Debug, thiserror::Error)]
@@ -119,10 +122,20 @@ impl Bus {
         &self,
         shutdown: CancellationToken,
     ) -> Result<mpsc::Receiver<Envelope>, StoreError> {
+        self.tail_matching(shutdown, |_| true).await
+    }
+
+    /// Like `tail`, for events whose type suffix `wanted` accepts; the others are skipped
+    /// before their JSON is decoded (an API process should not decode every query event).
+    pub async fn tail_matching(
+        &self,
+        shutdown: CancellationToken,
+        wanted: TypeFilter,
+    ) -> Result<mpsc::Receiver<Envelope>, StoreError> {
         let (tx, rx) = mpsc::channel(1024);
         match &self.nats {
-            Some(nats) => nats.tail(tx, shutdown).await?,
-            None => embedded::tail(self.cp.clone(), tx, shutdown).await?,
+            Some(nats) => nats.tail(tx, shutdown, wanted).await?,
+            None => embedded::tail(self.cp.clone(), tx, shutdown, wanted).await?,
         }
         Ok(rx)
     }

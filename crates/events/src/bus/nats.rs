@@ -299,7 +299,9 @@ impl NatsBus {
         &self,
         out: mpsc::Sender<Envelope>,
         shutdown: CancellationToken,
+        wanted: super::TypeFilter,
     ) -> Result<(), StoreError> {
+        let subject_head = format!("{}.events.", self.prefix);
         let stream = self.js.get_stream(&self.stream).await.map_err(nats_err)?;
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
@@ -318,6 +320,16 @@ impl NatsBus {
                 };
                 match next {
                     Some(Ok(m)) => {
+                        // `<prefix>.events.<namespace>.<type…>`: filter before decoding.
+                        let ty = m
+                            .subject
+                            .as_str()
+                            .strip_prefix(subject_head.as_str())
+                            .and_then(|rest| rest.split_once('.'))
+                            .map(|(_, ty)| ty);
+                        if !ty.is_some_and(wanted) {
+                            continue;
+                        }
                         if let Ok(e) = serde_json::from_slice::<Envelope>(&m.payload)
                             && out.send(e).await.is_err()
                         {
