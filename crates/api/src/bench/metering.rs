@@ -472,7 +472,13 @@ async fn select_with_probe(
 
     // Charges of the probe namespace as the bus delivers them: (throughMs, seen at).
     let stop_tail = CancellationToken::new();
-    let mut rx = inst.state.bus.tail(stop_tail.clone()).await?;
+    // Only `balance.charged` is decoded: a tail of every event would itself cost the
+    // metering-on run a JSON parse per query and skew the on/off ratio.
+    let mut rx = inst
+        .state
+        .bus
+        .tail_matching(stop_tail.clone(), |t| t == "balance.charged")
+        .await?;
     let charges: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
     let tail = tokio::spawn({
         let charges = charges.clone();
