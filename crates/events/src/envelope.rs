@@ -1,6 +1,7 @@
 //! The CloudEvents 1.0 JSON envelope every PerSQL event travels in.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ pub trait EventPayload: Serialize + DeserializeOwned {
 
 /// CloudEvents 1.0 envelope. `namespace` is a PerSQL extension attribute: the slug of the
 /// namespace the event belongs to (the one billed, for usage events).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Envelope {
     pub specversion: String,
     /// UUIDv7: unique, and sortable by creation time.
@@ -25,7 +26,9 @@ pub struct Envelope {
     pub subject: String,
     pub namespace: String,
     pub datacontenttype: String,
-    pub data: serde_json::Value,
+    /// The payload's JSON text, kept unparsed: consumers decode only the events they act
+    /// on, straight into the payload type (`decode`), with no intermediate JSON tree.
+    pub data: Box<RawValue>,
 }
 
 impl Envelope {
@@ -40,8 +43,7 @@ impl Envelope {
             subject: subject.into(),
             namespace: namespace.into(),
             datacontenttype: "application/json".into(),
-            // Serializing our own derive(Serialize) structs into a Value cannot fail.
-            data: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+            data: raw(payload),
         }
     }
 
@@ -69,12 +71,21 @@ impl Envelope {
 
     /// Decodes the payload as `P`, or `None` when the type differs.
     pub fn decode<P: EventPayload>(&self) -> Option<Result<P, serde_json::Error>> {
-        // Deserializes from the borrowed tree: no copy of the payload.
-        self.is::<P>().then(|| P::deserialize(&self.data))
+        self.is::<P>()
+            .then(|| serde_json::from_str(self.data.get()))
     }
 
     /// The NATS subject: `<prefix>.events.<namespace>.<type-suffix>`.
     pub fn nats_subject(&self, prefix: &str) -> String {
         format!("{prefix}.events.{}.{}", self.namespace, self.type_suffix())
+    }
+}
+
+/// `payload` as raw JSON.
+fn raw<P: Serialize>(payload: &P) -> Box<RawValue> {
+    match serde_json::value::to_raw_value(payload) {
+        Ok(raw) => raw,
+        // Unreachable for our derive(Serialize) payloads; `null` keeps the envelope valid.
+        Err(_) => RawValue::NULL.to_owned(),
     }
 }
