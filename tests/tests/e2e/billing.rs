@@ -359,6 +359,13 @@ async fn balances_are_visible_only_to_the_operator_and_the_namespace() {
         .get("/v1/namespaces/acme/usage?from=yesterday", &acme)
         .await;
     assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
+    let (s, b) = app
+        .get(
+            "/v1/namespaces/acme/usage?from=2026-01-01&from=2026-01-02",
+            &acme,
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test]

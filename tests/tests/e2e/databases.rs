@@ -107,4 +107,9 @@ async fn database_slugs_are_validated() {
     assert_problem(s, &b, StatusCode::NOT_FOUND, "template_not_found");
     let (s, b) = app.get("/v1/databases?limit=0", &ws).await;
     assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
+    // A query string that does not parse is a problem document too, not axum's plain text.
+    for query in ["limit=abc", "limit=1&limit=2"] {
+        let (s, b) = app.get(&format!("/v1/databases?{query}"), &ws).await;
+        assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
+    }
 }

@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::{Path, Query, State},
-};
+use axum::{Json, extract::State};
 use persql_events::{BalanceToppedUp, Envelope, now_ms, outbox};
 use persql_metering::{GroupBy, Money, read};
 use serde::{Deserialize, Serialize};
@@ -16,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     auth::{Caller, Operator},
     error::{ApiError, Problem},
-    extract::ApiJson,
+    extract::{ApiJson, ApiPath, ApiQuery},
     state::AppState,
     tokens::TokenKind,
 };
@@ -44,6 +41,7 @@ pub struct TopupRequest {
 
 /// Usage query.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageParams {
     /// First day (`YYYY-MM-DD` or RFC 3339), inclusive; default 30 days ago.
@@ -130,7 +128,7 @@ async fn balance_of(state: &AppState, namespace_id: &str) -> Result<BalanceRespo
 pub async fn get_balance(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(ns): Path<String>,
+    ApiPath(ns): ApiPath<String>,
 ) -> Result<Json<BalanceResponse>, ApiError> {
     let id = authorize(&state, &caller, &ns).await?;
     Ok(Json(balance_of(&state, &id).await?))
@@ -148,7 +146,7 @@ pub async fn get_balance(
 pub async fn create_topup(
     State(state): State<AppState>,
     _op: Operator,
-    Path(ns): Path<String>,
+    ApiPath(ns): ApiPath<String>,
     ApiJson(req): ApiJson<TopupRequest>,
 ) -> Result<Json<BalanceResponse>, ApiError> {
     let serde_json::Value::String(amount) = &req.amount else {
@@ -260,8 +258,8 @@ async fn wait_applied(state: &AppState, event_id: &str) -> Result<bool, ApiError
 pub async fn get_usage(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(ns): Path<String>,
-    Query(params): Query<UsageParams>,
+    ApiPath(ns): ApiPath<String>,
+    ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<Json<UsageResponse>, ApiError> {
     let id = authorize(&state, &caller, &ns).await?;
     let (group_by, name) = match params.group_by.as_deref().unwrap_or("day") {

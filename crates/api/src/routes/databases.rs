@@ -2,11 +2,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::{Path, Query, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use persql_events::{DatabaseDeleted, Envelope, TokensRevoked, outbox};
 use persql_provisioner::{DatabaseRecord, DatabaseState, Registry, registry::NewDatabase};
 use serde::{Deserialize, Serialize};
@@ -15,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     auth::{Caller, Workspace},
     error::{ApiError, Problem},
-    extract::ApiJson,
+    extract::{ApiJson, ApiPath, ApiQuery},
     slug::{DatabaseSlug, is_database_path_segment},
     state::{AppState, state_name},
     telemetry::rfc3339,
@@ -69,6 +65,7 @@ pub struct DatabaseList {
 
 /// Paging for `GET /v1/databases`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Return databases whose slug sorts after this one.
     pub after: Option<String>,
@@ -182,7 +179,7 @@ pub async fn ensure(
 pub async fn list_databases(
     State(state): State<AppState>,
     ws: Workspace,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<DatabaseList>, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -215,7 +212,7 @@ pub async fn list_databases(
 pub async fn delete_database(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((ns, db)): Path<(String, String)>,
+    ApiPath((ns, db)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let allowed = match caller.kind {
         TokenKind::Operator => true,
