@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use persql_events::{Backend, Envelope, TokenCreated, Tx, now_ms, outbox};
+use persql_events::{Backend, Envelope, StoreError, TokenCreated, Tx, now_ms, outbox};
 use persql_storage::Role;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -100,7 +100,7 @@ pub async fn mint(
     tx: &mut Tx,
     backend: Backend,
     new: &NewToken<'_>,
-) -> Result<(String, Secret), sqlx::Error> {
+) -> Result<(String, Secret), StoreError> {
     let secret = Secret::generate(new.kind);
     let id = uuid::Uuid::now_v7().simple().to_string();
     insert(tx, &id, &secret, new).await?;
@@ -118,12 +118,7 @@ pub async fn mint(
                 expires_at: new.expires_at,
             },
         );
-        outbox::append(tx, backend, &[event])
-            .await
-            .map_err(|e| match e {
-                persql_events::StoreError::Db(e) => e,
-                other => sqlx::Error::Protocol(other.to_string()),
-            })?;
+        outbox::append(tx, backend, &[event]).await?;
     }
     Ok((id, secret))
 }

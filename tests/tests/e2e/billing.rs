@@ -27,12 +27,6 @@ async fn wait_balance(app: &TestApp, ns: &str, token: &str, want: &str) -> Value
     panic!("balance of {ns} never became {want}: {last}");
 }
 
-pub async fn control_plane(app: &TestApp) -> ControlPlane {
-    ControlPlane::connect(app.backends.database_url.as_deref(), &app.dir)
-        .await
-        .expect("control plane")
-}
-
 /// Provisions `subject` without a template; returns (token, "ns/db").
 async fn provision_empty(app: &TestApp, ws: &str, subject: &str) -> (String, String) {
     let (s, b) = app
@@ -179,7 +173,7 @@ async fn a_depleted_namespace_gets_402_until_topped_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(resumed, "service resumes after the top-up");
-    let cp = control_plane(&app).await;
+    let cp = app.control_plane().await;
     let types: Vec<String> =
         sqlx::query("SELECT type FROM events WHERE type LIKE 'balance.%' ORDER BY seq")
             .fetch_all(cp.pool())
@@ -253,7 +247,7 @@ async fn billing_follows_the_caller_not_the_databases_owner() {
     // An app-style token: reaches owner's database, billed to `payer` (as OAuth app tokens
     // will be). Minted directly in the control plane for this test.
     let secret = "psql_live_caller0000000000000000000000000000000000000";
-    let cp = control_plane(&app).await;
+    let cp = app.control_plane().await;
     let ids: Vec<String> = sqlx::query(
         "SELECT d.id, n.id, (SELECT id FROM namespaces WHERE slug = 'payer') FROM databases d \
          JOIN namespaces n ON n.id = d.namespace_id WHERE n.slug = 'owner' AND d.slug LIKE 'u_%'",
@@ -378,7 +372,7 @@ async fn storage_is_sampled_and_charged_to_its_payer() {
     .await;
     let ws = app.namespace("acme").await;
     provision_empty(&app, &ws, "u").await;
-    let cp = control_plane(&app).await;
+    let cp = app.control_plane().await;
     let mut charged = 0i64;
     for _ in 0..100 {
         charged =
@@ -448,7 +442,7 @@ async fn rebuilding_the_projections_from_the_log_gives_identical_results() {
         assert_eq!(s, StatusCode::BAD_REQUEST);
     }
     app.topup("acme", "1.5", "extra").await;
-    let cp = control_plane(&app).await;
+    let cp = app.control_plane().await;
     // Let metering drain: the ledger stops growing.
     let mut last = -1i64;
     for _ in 0..100 {

@@ -51,17 +51,13 @@ async fn restart_keeps_tokens_databases_data_and_events() {
 }
 
 async fn count_events(app: &TestApp) -> i64 {
-    use sqlx::{Connection, Row};
-    let url = app
-        .backends
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", app.dir.join("control.db").display()));
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-    sqlx::query("SELECT COUNT(*) FROM events")
-        .fetch_one(&mut conn)
+    use sqlx::Row;
+    let cp = app.control_plane().await;
+    let n = sqlx::query("SELECT COUNT(*) FROM events")
+        .fetch_one(cp.pool())
         .await
         .unwrap()
-        .get::<i64, _>(0)
+        .get(0);
+    cp.close().await;
+    n
 }

@@ -250,9 +250,7 @@ async fn a_failed_provision_is_retried_on_the_next_call() {
     let ws = app.with_template("acme").await;
     let (_, db) = app.provision(&ws, "u").await;
     // As if the template had vanished while the provisioner worked on it.
-    let cp = persql_events::ControlPlane::connect(app.backends.database_url.as_deref(), &app.dir)
-        .await
-        .unwrap();
+    let cp = app.control_plane().await;
     let slug = db.split_once('/').unwrap().1;
     sqlx::query("UPDATE databases SET state = 'failed', error = 'template gone' WHERE slug = $1")
         .bind(slug)

@@ -126,6 +126,13 @@ impl TestApp {
         }
     }
 
+    /// The app's control plane, for checks the HTTP API does not expose.
+    pub async fn control_plane(&self) -> persql_events::ControlPlane {
+        persql_events::ControlPlane::connect(self.backends.database_url.as_deref(), &self.dir)
+            .await
+            .expect("control plane")
+    }
+
     /// Stops the server cleanly and starts a new one on the same data dir and backends.
     pub async fn restart(mut self) -> Self {
         let tmp = self._tmp.take();

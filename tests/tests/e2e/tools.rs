@@ -84,9 +84,7 @@ async fn metering_rebuild_command_replays_the_log_into_the_same_balances() {
         balance = b;
     }
     app.stop().await;
-    let cp = ControlPlane::connect(app.backends.database_url.as_deref(), &app.dir)
-        .await
-        .unwrap();
+    let cp = app.control_plane().await;
     let read = || async {
         sqlx::query("SELECT namespace_id, balance_nanos FROM balances ORDER BY namespace_id")
             .fetch_all(cp.pool())
