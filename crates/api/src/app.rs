@@ -121,6 +121,8 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         .await
         .context("loading balances")?;
     tasks.push(batcher);
+    let cors = crate::cors::layer(&config.cors_origins)?;
+    let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
         auth: Auth::new(cp.clone()),
@@ -132,6 +134,8 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         waiter,
         query_events,
         funding,
+        mcp,
+        cors,
     }));
     tasks.push(spawn_invalidation(&state, tail));
     Ok(Running {

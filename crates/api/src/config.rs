@@ -102,6 +102,17 @@ pub struct Config {
     #[arg(long, env = "PERSQL_PRICE_DATABASE", default_value = "0.00001")]
     pub price_database: String,
 
+    /// Browser origins allowed to call the API cross-origin (CORS), comma-separated, e.g.
+    /// `https://app.example.com,http://localhost:3000`; `*` allows any. Cross-origin
+    /// requests never carry credentials (cookies): browsers send a Bearer token.
+    #[arg(
+        long,
+        env = "PERSQL_CORS_ORIGINS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Seconds between storage samples (each database's size, billed pro rata).
     #[arg(long, env = "PERSQL_STORAGE_SAMPLE_SECS", default_value_t = 3600)]
     pub storage_sample_secs: u64,

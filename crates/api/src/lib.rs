@@ -1,11 +1,13 @@
 //! PerSQL's HTTP API (axum), auth and tokens, and the `persql` command line that composes
 //! every crate into one process or several.
 
+pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod funding;

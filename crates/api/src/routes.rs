@@ -1,6 +1,7 @@
 //! The one route table, and the OpenAPI document built from it.
 
 pub mod admin;
+pub mod agents;
 pub mod billing;
 pub mod databases;
 pub mod provision;
@@ -9,7 +10,7 @@ pub mod system;
 pub mod tokens;
 
 use axum::{Router, extract::DefaultBodyLimit};
-use tower_http::{cors::CorsLayer, trace::TraceLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -51,7 +52,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create_token))
         .routes(routes!(query::run_query))
         .routes(routes!(query::run_batch))
-        .routes(routes!(query::describe_database))
+        .routes(routes!(agents::describe_database))
+        .routes(routes!(agents::list_tools))
+        .routes(routes!(agents::serve_mcp))
         .routes(routes!(query::export_database))
         .routes(routes!(billing::create_topup))
         .routes(routes!(billing::get_balance))
@@ -69,12 +72,13 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = std::sync::Arc::new(doc);
     let body_limit = state.config.max_body_bytes;
+    let cors = state.cors.clone();
     api.merge(system::router(doc))
         .fallback(|| async { crate::error::ApiError::not_found("not_found", "no such resource") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(crate::telemetry::track))
         .layer(TraceLayer::new_for_http())
-        .layer(CorsLayer::permissive())
+        .layer(cors)
         .with_state(state)
 }
 

@@ -8,7 +8,9 @@ use persql_provisioner::{DatabaseState, ReadyWaiter, Registry};
 use persql_storage::{DbLocation, Storage};
 use sqlx::Row;
 
-use crate::{auth::Auth, config::Config, error::ApiError, funding::Funding};
+use crate::{
+    agents::mcp::McpService, auth::Auth, config::Config, error::ApiError, funding::Funding,
+};
 
 /// Everything a request may need. Cloning is cheap.
 #[derive(Clone)]
@@ -33,6 +35,10 @@ pub struct App {
     pub waiter: ReadyWaiter,
     pub query_events: QueryEventBatcher,
     pub funding: Funding,
+    /// The per-database MCP server (one service; the caller comes with each request).
+    pub mcp: McpService,
+    /// CORS for browsers (`PERSQL_CORS_ORIGINS`).
+    pub cors: tower_http::cors::CorsLayer,
 }
 
 /// A query-ready database as the query path needs it.

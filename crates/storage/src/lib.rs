@@ -22,7 +22,10 @@ mod values;
 mod tests;
 
 pub use config::{Limits, StorageConfig, Synchronous};
-pub use describe::{Column, ForeignKey, Index, Schema, Table, Trigger, View};
+pub use describe::{
+    Column, EstimateMethod, ForeignKey, Index, RowEstimate, Schema, TEXT_BUDGET, Table, Trigger,
+    View,
+};
 pub use error::{BatchError, StorageError};
 pub use exec::QueryResult;
 pub use location::{DbLocation, Role, UnknownRole};

@@ -1,16 +1,15 @@
-//! Database endpoints for any token that reaches the database: query, batch, schema, export.
+//! Database endpoints for any token that reaches the database: query, batch, export.
 
 use std::time::Duration;
 
 use axum::{
-    Json,
     body::Body,
     extract::State,
     http::header,
     response::{IntoResponse, Response},
 };
 use persql_events::{Envelope, QueryExecuted};
-use persql_storage::{Params, QueryResult, Schema, Statement, StorageError};
+use persql_storage::{Params, QueryResult, Statement, StorageError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -120,8 +119,19 @@ pub async fn run_query(
     access: DatabaseAccess,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> Result<Response, ApiError> {
-    check_funds(&state, &access)?;
     let stmt = req.into_statement()?;
+    json_response(execute(&state, &access, stmt).await?)
+}
+
+/// Runs one statement for `access` (REST and agent tools alike): the funds check,
+/// execution under the caller's role, the usage event. Returns the JSON body of a
+/// [`QueryResponse`].
+pub(crate) async fn execute(
+    state: &AppState,
+    access: &DatabaseAccess,
+    stmt: Statement,
+) -> Result<Vec<u8>, ApiError> {
+    check_funds(state, access)?;
     let outcome = state
         .storage
         .query(access.location(), access.role, stmt)
@@ -134,8 +144,8 @@ pub async fn run_query(
         }
         Err(e) => (Err(ApiError::from(e)), None),
     };
-    record(&state, &access, 1, result, &body).await;
-    json_response(body?)
+    record(state, access, 1, result, &body).await;
+    body
 }
 
 /// Run statements in one transaction: all succeed or none has effect.
@@ -262,17 +272,6 @@ async fn record(
         .funding
         .spend(&access.billed_namespace_id, event.time_ms(), cost);
     state.query_events.send(event).await;
-}
-
-/// Describe the schema: tables, columns, indexes, foreign keys, views, triggers, DDL.
-#[utoipa::path(get, path = "/v1/databases/{ns}/{db}/schema", tag = "database",
-    params(("ns" = String, Path), ("db" = String, Path)),
-    responses((status = 200, body = Schema), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn describe_database(
-    State(state): State<AppState>,
-    access: DatabaseAccess,
-) -> Result<Json<Schema>, ApiError> {
-    Ok(Json(state.storage.describe(access.location()).await?))
 }
 
 /// Download a consistent copy of the database file.

@@ -43,6 +43,55 @@ async fn describe_lists_columns_indexes_foreign_keys_views_and_triggers() {
 }
 
 #[tokio::test]
+async fn describe_estimates_rows_by_bounded_count_then_by_statistics() {
+    let (_dir, s) = storage();
+    let db = with_table(&s, "rows").await;
+    let estimate = |schema: &crate::Schema, table: &str| {
+        let t = schema.tables.iter().find(|t| t.name == table).unwrap();
+        serde_json::to_value(t.row_estimate).unwrap()
+    };
+    s.query(
+        &db,
+        Role::Admin,
+        Statement::new("CREATE TABLE \"odd \"\"name\" (a)"),
+    )
+    .await
+    .unwrap();
+    let insert = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+                  INSERT INTO t(v) SELECT i FROM n";
+    let stmt = |n: i64| Statement {
+        sql: insert.into(),
+        params: crate::Params::Positional(vec![json!(n)]),
+    };
+    s.query(&db, Role::Write, stmt(3)).await.unwrap();
+    let schema = s.describe(&db).await.unwrap();
+    assert_eq!(
+        estimate(&schema, "t"),
+        json!({"count": 3, "method": "exact"})
+    );
+    assert_eq!(
+        estimate(&schema, "odd \"name"),
+        json!({"count": 0, "method": "exact"})
+    );
+    s.query(&db, Role::Write, stmt(10_500)).await.unwrap();
+    let schema = s.describe(&db).await.unwrap();
+    assert_eq!(
+        estimate(&schema, "t"),
+        json!({"count": 10_000, "method": "atLeast"})
+    );
+    s.query(&db, Role::Admin, Statement::new("ANALYZE"))
+        .await
+        .unwrap();
+    let schema = s.describe(&db).await.unwrap();
+    assert_eq!(
+        estimate(&schema, "t"),
+        json!({"count": 10_503, "method": "statistics"})
+    );
+    assert!(schema.tables.iter().all(|t| !t.name.starts_with("sqlite_")));
+    assert!(schema.to_text().contains("table t (about 10503 rows)"));
+}
+
+#[tokio::test]
 async fn schema_version_moves_with_ddl() {
     let (_dir, s) = storage();
     let db = with_table(&s, "sv").await;

@@ -1,105 +1,11 @@
-//! Describing a tenant database's schema (tables, indexes, foreign keys, views, triggers).
+//! Reads a schema from `sqlite_master` and the table-valued pragmas (as trusted SQL).
 
-use rusqlite::Connection;
-use serde::Serialize;
-use utoipa::ToSchema;
+use rusqlite::{Connection, OptionalExtension};
 
-/// The schema of one database.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Schema {
-    /// Ordinary and virtual tables, in creation order (shadow tables omitted).
-    pub tables: Vec<Table>,
-    /// Views.
-    pub views: Vec<View>,
-    /// Triggers.
-    pub triggers: Vec<Trigger>,
-    /// `PRAGMA user_version`, the template migration version.
-    pub schema_version: i64,
-}
+use super::{Column, EstimateMethod, ForeignKey, Index, RowEstimate, Schema, Table, Trigger, View};
 
-/// One table.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Table {
-    /// Table name.
-    pub name: String,
-    /// The `CREATE` statement.
-    pub ddl: String,
-    /// Columns in order.
-    pub columns: Vec<Column>,
-    /// Explicit indexes.
-    pub indexes: Vec<Index>,
-    /// Foreign keys.
-    pub foreign_keys: Vec<ForeignKey>,
-}
-
-/// One column.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Column {
-    /// Column name.
-    pub name: String,
-    /// Declared type (may be empty).
-    #[serde(rename = "type")]
-    pub r#type: String,
-    /// `NOT NULL` constraint.
-    pub not_null: bool,
-    /// Default value expression, as written.
-    pub default: Option<String>,
-    /// Position in the primary key (1-based), 0 if not part of it.
-    pub primary_key: i64,
-}
-
-/// One index.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    /// Index name.
-    pub name: String,
-    /// Unique index.
-    pub unique: bool,
-    /// Indexed columns (`<expr>` for expressions).
-    pub columns: Vec<String>,
-    /// The `CREATE INDEX` statement.
-    pub ddl: String,
-}
-
-/// One foreign key.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ForeignKey {
-    /// Child columns.
-    pub columns: Vec<String>,
-    /// Parent table.
-    pub table: String,
-    /// Parent columns (the parent's primary key when not written).
-    pub to: Vec<String>,
-    /// `ON UPDATE` action.
-    pub on_update: String,
-    /// `ON DELETE` action.
-    pub on_delete: String,
-}
-
-/// One view.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-pub struct View {
-    /// View name.
-    pub name: String,
-    /// The `CREATE VIEW` statement.
-    pub ddl: String,
-}
-
-/// One trigger.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-pub struct Trigger {
-    /// Trigger name.
-    pub name: String,
-    /// The table it fires on.
-    pub table: String,
-    /// The `CREATE TRIGGER` statement.
-    pub ddl: String,
-}
+/// Tables are counted up to this many rows; past it the estimate is a lower bound.
+const COUNT_BOUND: u64 = 10_000;
 
 /// Reads the whole schema (run as trusted SQL).
 pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
@@ -110,7 +16,7 @@ pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
         schema_version: db.query_row("PRAGMA user_version", [], |r| r.get(0))?,
     };
     let mut stmt = db.prepare(
-        "SELECT m.type, m.name, m.tbl_name, m.sql FROM sqlite_master m \
+        "SELECT m.type, m.name, m.tbl_name, m.sql, coalesce(l.type, '') FROM sqlite_master m \
          LEFT JOIN pragma_table_list l ON l.schema = 'main' AND l.name = m.name \
          WHERE m.sql IS NOT NULL AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
            AND m.type IN ('table', 'view', 'trigger') AND coalesce(l.type, '') <> 'shadow' \
@@ -118,12 +24,25 @@ pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
     )?;
     let objects = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, String>(4)? == "virtual",
+            ))
         })?
-        .collect::<rusqlite::Result<Vec<(String, String, String, String)>>>()?;
-    for (kind, name, table, ddl) in objects {
+        .collect::<rusqlite::Result<Vec<(String, String, String, String, bool)>>>()?;
+    let stats = has_stat1(db)?;
+    for (kind, name, table, ddl, is_virtual) in objects {
         match kind.as_str() {
-            "table" => schema.tables.push(table_of(db, name, ddl)?),
+            "table" => {
+                let mut table = table_of(db, name, ddl)?;
+                if !is_virtual {
+                    table.row_estimate = Some(estimate_rows(db, &table.name, stats)?);
+                }
+                schema.tables.push(table);
+            }
             "view" => schema.views.push(View { name, ddl }),
             _ => schema.triggers.push(Trigger { name, table, ddl }),
         }
@@ -177,6 +96,59 @@ fn table_of(db: &Connection, name: String, ddl: String) -> rusqlite::Result<Tabl
         columns,
         indexes,
         foreign_keys,
+        row_estimate: None,
+    })
+}
+
+fn has_stat1(db: &Connection) -> rusqlite::Result<bool> {
+    db.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// `sqlite_stat1`'s figure when `ANALYZE` left one for the table, else a count bounded by
+/// [`COUNT_BOUND`] (a few milliseconds at most).
+fn estimate_rows(db: &Connection, table: &str, stats: bool) -> rusqlite::Result<RowEstimate> {
+    if stats {
+        // The first integer of `stat` is the table's row count, for every index of it.
+        let stat: Option<String> = db
+            .query_row(
+                "SELECT stat FROM sqlite_stat1 WHERE tbl = ?1 ORDER BY idx IS NOT NULL LIMIT 1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let count = stat.and_then(|s| s.split(' ').next().and_then(|n| n.parse().ok()));
+        if let Some(count) = count {
+            return Ok(RowEstimate {
+                count,
+                method: EstimateMethod::Statistics,
+            });
+        }
+    }
+    let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+    let count: i64 = db.query_row(
+        &format!(
+            "SELECT count(*) FROM (SELECT 1 FROM main.{quoted} LIMIT {})",
+            COUNT_BOUND + 1
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    let count = u64::try_from(count).unwrap_or(0);
+    Ok(if count > COUNT_BOUND {
+        RowEstimate {
+            count: COUNT_BOUND,
+            method: EstimateMethod::AtLeast,
+        }
+    } else {
+        RowEstimate {
+            count,
+            method: EstimateMethod::Exact,
+        }
     })
 }
 
