@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 mod billing;
 mod bus;
+mod cors;
 mod databases;
 mod durability;
 mod limits;
