@@ -402,3 +402,38 @@ async fn mcp_answers_only_a_token_for_that_database() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn mcp_queries_are_billed_and_refused_once_the_balance_is_used_up() {
+    // Each statement costs 40 of the 100.00 the namespace starts with.
+    let app = TestApp::spawn_with(|c| c.price_query = "40".into()).await;
+    let ws = app.namespace("acme").await;
+    let (s, b) = app
+        .post("/v1/databases", &ws, json!({ "slug": "notes" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let client = mcp_client(&app, "acme/notes", &ws).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let r = call(&client, "query", json!({ "sql": "SELECT 1" })).await;
+        outcomes.push((r.is_error, text_of(&r)));
+    }
+    assert_eq!(outcomes[0].0, Some(false), "{outcomes:?}");
+    assert_eq!(outcomes[4].0, Some(true), "{outcomes:?}");
+    assert!(
+        outcomes[4].1.starts_with("error insufficient_funds:"),
+        "{outcomes:?}"
+    );
+    let paid = outcomes.iter().filter(|o| o.0 == Some(false)).count();
+    assert!((2..=3).contains(&paid), "{outcomes:?}");
+    // REST agrees: the same namespace is out of funds.
+    let (s, b) = app
+        .post(
+            "/v1/databases/acme/notes/query",
+            &ws,
+            json!({ "sql": "SELECT 1" }),
+        )
+        .await;
+    assert_problem(s, &b, StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
+    client.cancel().await.unwrap();
+}
