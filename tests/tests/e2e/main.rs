@@ -10,6 +10,7 @@ mod cors;
 mod databases;
 mod durability;
 mod limits;
+mod mcp;
 mod nats_restart;
 mod openapi;
 mod persistence;
