@@ -88,7 +88,7 @@ async function clientRecipe(origin) {
   try {
     await page.goto(`${origin}/`);
     return await page.evaluate(async (baseURL) => {
-      const { PerSQL, PerSQLError } = await import("/sdk/index.js");
+      const { PerSQL, PerSQLError, pkceChallenge } = await import("/sdk/index.js");
       const bridge = async () => (await fetch("/api/db-token")).json();
       try {
         const { token, namespaceSlug, database, expiresAt } = await bridge();
@@ -103,7 +103,11 @@ async function clientRecipe(origin) {
           refused = { isPerSQLError: e instanceof PerSQLError, status: e.status, code: e.code };
         }
         const schema = await db.describe();
-        return { data, refused, tables: schema.tables.map((t) => t.name), origin: location.origin };
+        // Web Crypto in the page: the RFC 7636 vector, and a fresh connect request.
+        const vector = await pkceChallenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        const connect = await PerSQL.beginConnect({ clientId: "psqlrp_x", redirectUri: "https://n.example/cb", baseURL });
+        const pkce = new URL(connect.url).searchParams.get("code_challenge") === (await pkceChallenge(connect.codeVerifier));
+        return { data, refused, tables: schema.tables.map((t) => t.name), origin: location.origin, vector, pkce };
       } catch (e) {
         return { error: { name: e.name, status: e.status, code: e.code, message: e.message } };
       }
@@ -120,6 +124,8 @@ test("the client recipe runs in Chromium on the app's origin, straight to PerSQL
   assert.deepEqual(r.data, [{ id: 1, body: "from the browser" }]);
   assert.deepEqual(r.refused, { isPerSQLError: true, status: 403, code: "ddl_not_allowed" });
   assert.deepEqual(r.tables, ["entries"]);
+  assert.equal(r.vector, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+  assert.equal(r.pkce, true);
 });
 
 test("an origin PerSQL does not allow is stopped by the browser", async () => {

@@ -241,3 +241,34 @@ async fn mcp_queries_are_billed_and_refused_once_the_balance_is_used_up() {
     assert_problem(s, &b, StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connected_mcp_client_loses_access_the_moment_its_token_is_revoked() {
+    let app = TestApp::spawn().await;
+    let (ws, token, db) = user_database(&app).await;
+    let client = mcp_client(&app, &db, &token).await;
+    let r = call(&client, "query", json!({ "sql": "SELECT 1 AS one" })).await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    // Deleting the database revokes its tokens; MCP keeps no session that outlives them.
+    let (s, b) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/databases/{db}"),
+            Some(&ws),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let after = client
+        .call_tool(
+            CallToolRequestParams::new("query").with_arguments(
+                json!({ "sql": "SELECT 1" })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        )
+        .await;
+    assert!(after.is_err(), "{after:?}");
+    let _ = client.cancel().await;
+}
