@@ -96,7 +96,10 @@ impl ServerHandler for DatabaseMcp {
             .storage
             .describe(access.location())
             .await
-            .map_err(|e| ErrorData::internal_error(ApiError::from(e).to_string(), None))?;
+            .map_err(|e| {
+                tracing::error!(error = %e, "describing the schema for MCP tools/list");
+                ErrorData::internal_error("the schema could not be read", None)
+            })?;
         let defs = tools::definitions(&label(&access), access.role, &schema.to_text());
         let tools = defs
             .into_iter()
