@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    accounts::{Accounts, PasswordProvider, limiter::SignInLimiter},
     auth::Auth,
     config::Config,
     funding::Funding,
+    oauth::usage::GrantUsage,
     state::{App, AppState, DatabaseCache},
     tokens::{self, NewToken, Secret, TokenKind},
 };
@@ -121,6 +123,13 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         .await
         .context("loading balances")?;
     tasks.push(batcher);
+    let signing_key = crate::oauth::keys::SigningKey::load_or_create(&cp)
+        .await
+        .context("loading the ID-token signing key")?;
+    let limiter = SignInLimiter::new(
+        config.signin_max_failures,
+        std::time::Duration::from_secs(config.signin_window_secs.max(1)),
+    );
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
         auth: Auth::new(cp.clone()),
@@ -132,6 +141,10 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         waiter,
         query_events,
         funding,
+        accounts: Accounts::new(Box::new(PasswordProvider)),
+        limiter,
+        signing_key,
+        grants_used: GrantUsage::new(cp.clone()),
     }));
     tasks.push(spawn_invalidation(&state, tail));
     Ok(Running {
