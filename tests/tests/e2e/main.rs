@@ -1,14 +1,20 @@
 //! End-to-end tests: the real server on a free port, spoken to over HTTP.
 
+mod browser;
 mod support;
 
+mod accounts;
 mod auth;
 mod billing;
 mod bus;
+mod connected_apps;
 mod databases;
 mod durability;
 mod limits;
 mod nats_restart;
+mod oauth;
+mod oauth_billing;
+mod oauth_interop;
 mod openapi;
 mod persistence;
 mod process;
