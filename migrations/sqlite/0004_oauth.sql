@@ -20,6 +20,7 @@ CREATE TABLE sessions (
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL
 );
+CREATE INDEX sessions_expiry ON sessions (expires_at);
 
 CREATE TABLE oauth_apps (
     client_id      TEXT PRIMARY KEY,              -- psqlrp_…
@@ -46,6 +47,7 @@ CREATE TABLE oauth_codes (
     token_id        TEXT,
     created_at      BIGINT NOT NULL
 );
+CREATE INDEX oauth_codes_expiry ON oauth_codes (expires_at);
 
 -- The durable link between an account and an app: one database in the account's namespace,
 -- kept across disconnects; `token_id` is the app's current token for it. `database_id` has no

@@ -13,6 +13,7 @@ mod durability;
 mod limits;
 mod nats_restart;
 mod oauth;
+mod oauth_bad_input;
 mod oauth_billing;
 mod oauth_interop;
 mod openapi;

@@ -1,5 +1,6 @@
 //! Sign-in rate limit: failed attempts counted per (email, client IP) in a window; past the
-//! limit, sign-in answers 429 until the window passes. A success clears the count.
+//! limit, sign-in answers 429 until the window passes. A success clears the count. One
+//! address also gets at most ten times the limit across all emails (password spraying).
 
 use std::{
     sync::{
@@ -34,18 +35,25 @@ impl SignInLimiter {
         format!("{email}\u{0}{ip}")
     }
 
-    /// False when this (email, IP) has used up its attempts.
-    pub fn allowed(&self, email: &str, ip: &str) -> bool {
+    fn count(&self, key: &str) -> u32 {
         self.failures
-            .get(&Self::key(email, ip))
-            .is_none_or(|n| n.load(Ordering::Relaxed) < self.max_failures)
+            .get(key)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
+    /// False when this (email, IP), or this IP overall, has used up its attempts.
+    pub fn allowed(&self, email: &str, ip: &str) -> bool {
+        self.count(&Self::key(email, ip)) < self.max_failures
+            && self.count(&Self::key("", ip)) < self.max_failures.saturating_mul(10)
     }
 
     /// Counts a failed attempt.
     pub fn failed(&self, email: &str, ip: &str) {
-        self.failures
-            .get_with(Self::key(email, ip), || Arc::new(AtomicU32::new(0)))
-            .fetch_add(1, Ordering::Relaxed);
+        for key in [Self::key(email, ip), Self::key("", ip)] {
+            self.failures
+                .get_with(key, || Arc::new(AtomicU32::new(0)))
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Clears the count after a successful sign-in.
@@ -69,5 +77,16 @@ mod tests {
         assert!(l.allowed("b@x", "1.1.1.1"));
         l.succeeded("a@x", "1.1.1.1");
         assert!(l.allowed("a@x", "1.1.1.1"));
+    }
+
+    #[test]
+    fn one_address_spraying_many_emails_is_refused_too() {
+        let l = SignInLimiter::new(1, Duration::from_secs(60));
+        for i in 0..10 {
+            assert!(l.allowed(&format!("u{i}@x"), "1.1.1.1"));
+            l.failed(&format!("u{i}@x"), "1.1.1.1");
+        }
+        assert!(!l.allowed("fresh@x", "1.1.1.1"));
+        assert!(l.allowed("fresh@x", "2.2.2.2"));
     }
 }

@@ -43,10 +43,14 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String
     format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
-/// Starts a session for `account_id`; returns the cookie value.
+/// Starts a session for `account_id` (dropping expired sessions); returns the cookie value.
 pub async fn create(cp: &ControlPlane, account_id: &str) -> Result<String, ApiError> {
     let id = random_id();
     let now = now_ms();
+    sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+        .bind(now)
+        .execute(cp.pool())
+        .await?;
     sqlx::query(
         "INSERT INTO sessions (hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )

@@ -22,10 +22,18 @@ pub struct NewCode<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Stores a fresh code; returns it (to put in the redirect, once).
+/// Codes are kept this long past expiry, so a late replay still revokes its token.
+const KEEP_EXPIRED_MS: i64 = 24 * 3600 * 1000;
+
+/// Stores a fresh code; returns it (to put in the redirect, once). Codes expired for a day
+/// are deleted on the way.
 pub async fn issue(cp: &ControlPlane, new: &NewCode<'_>) -> Result<String, sqlx::Error> {
     let code = random_id();
     let now = now_ms();
+    sqlx::query("DELETE FROM oauth_codes WHERE expires_at < $1")
+        .bind(now - KEEP_EXPIRED_MS)
+        .execute(cp.pool())
+        .await?;
     sqlx::query(
         "INSERT INTO oauth_codes (hash, client_id, account_id, redirect_uri, code_challenge, scope, nonce, expires_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

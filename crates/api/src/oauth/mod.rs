@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod codes;
+pub mod connections;
 pub mod grants;
 pub mod keys;
 pub mod redirect;

@@ -121,7 +121,7 @@ async fn client(
 }
 
 /// Exchange an authorization code for the app's database token (RFC 6749 §4.1.3, PKCE).
-#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth", security(),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, body = TokenResponse),
