@@ -80,6 +80,23 @@ pub fn error(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
+/// An `ApiError` as an HTML page (500s stay opaque and are logged).
+pub fn api_error(e: crate::error::ApiError) -> Response {
+    let res = axum::response::IntoResponse::into_response(e);
+    let status = res.status();
+    let message = if status.is_server_error() {
+        "Something went wrong on our side. Please try again.".to_owned()
+    } else {
+        match status {
+            StatusCode::PAYMENT_REQUIRED => {
+                "This app cannot create databases right now (its balance is used up).".into()
+            }
+            _ => format!("The request could not be completed ({status})."),
+        }
+    };
+    error(status, "Cannot continue", &message)
+}
+
 /// A 303 redirect to `location`, with optional `Set-Cookie`s.
 pub fn see_other(location: &str, cookies: &[String]) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();

@@ -16,7 +16,6 @@ use crate::{
     accounts::{Account, Email, Password, sessions},
     error::ApiError,
     pages::{self, auth::FormContext},
-    routes::oauth::authorize::api_error_page,
     state::AppState,
 };
 
@@ -108,7 +107,7 @@ async fn signed_in(state: &AppState, account: &Account, return_to: &str) -> Resp
             );
             pages::see_other(safe_return(return_to), &[cookie])
         }
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -184,7 +183,7 @@ pub async fn sign_in(
             state.limiter.failed(email.as_str(), &ip);
             again(StatusCode::UNAUTHORIZED, "Wrong email or password.")
         }
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -216,7 +215,7 @@ pub async fn sign_up(
     match state.accounts.sign_up(&state, &email, &pw).await {
         Ok(a) => signed_in(&state, &a, &c.return_to).await,
         Err(ApiError::Conflict { detail, .. }) => again(StatusCode::CONFLICT, &detail),
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -241,7 +240,7 @@ pub async fn sign_out(
         );
     }
     if let Err(e) = sessions::delete(&state.cp, &headers).await {
-        return api_error_page(e);
+        return pages::api_error(e);
     }
     let clear = sessions::set_cookie(sessions::SESSION_COOKIE, "", 0, state.secure_cookies());
     pages::see_other("/account/signin", &[clear])

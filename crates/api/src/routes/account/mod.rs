@@ -37,7 +37,7 @@ pub fn safe_return(return_to: &str) -> &str {
     let local = return_to.starts_with('/')
         && !return_to.starts_with("//")
         && !return_to.contains('\\')
-        && !return_to.chars().any(char::is_control);
+        && return_to.bytes().all(|b| b.is_ascii_graphic());
     let ours = return_to.starts_with("/oauth/authorize?")
         || return_to == "/account"
         || return_to.starts_with("/account/");
@@ -62,6 +62,8 @@ mod tests {
             "/docs",
             "javascript:x",
             "",
+            "/account/\u{e9}",
+            "/account x",
         ] {
             assert_eq!(safe_return(bad), "/account", "{bad}");
         }

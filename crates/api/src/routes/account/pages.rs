@@ -18,7 +18,6 @@ use crate::{
     error::ApiError,
     oauth::grants::{self, ConnectedApp},
     pages::{self, account::Browse},
-    routes::oauth::authorize::api_error_page,
     state::{AppState, DbEntry},
     tokens::{self, NewToken, TokenKind},
 };
@@ -36,7 +35,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
                 .finish();
             Err(pages::see_other(&format!("/account/signin?{q}"), &[]))
         }
-        Err(e) => Err(api_error_page(e)),
+        Err(e) => Err(pages::api_error(e)),
     }
 }
 
@@ -50,7 +49,7 @@ pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> 
     let cookies: Vec<String> = set.into_iter().collect();
     match grants::list(&state, &account).await {
         Ok(apps) => pages::account::home(&account, &apps, &csrf, &cookies),
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -101,7 +100,7 @@ pub async fn browse_page(
     let q = q.map(|Query(q)| q).unwrap_or_default();
     match browse(&state, &account, &client_id, q).await {
         Ok(r) => r,
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -171,7 +170,7 @@ pub async fn export_page(
         let (_, db) = connected(&state, &account, &client_id).await?;
         crate::routes::query::export_file(&state, &db).await
     };
-    result.await.unwrap_or_else(api_error_page)
+    result.await.unwrap_or_else(pages::api_error)
 }
 
 /// A CSRF-checked POST from a signed-in account.
@@ -203,7 +202,7 @@ pub async fn disconnect_form(
     };
     match grants::disconnect(&state, &account, &client_id).await {
         Ok(()) => pages::see_other("/account", &[]),
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -238,6 +237,6 @@ pub async fn mint_token_form(
     };
     match minted.await {
         Ok(secret) => pages::account::token_minted(&account, secret.expose()),
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }

@@ -36,25 +36,8 @@ fn refused(r: Refusal) -> Response {
             &Refusal::location(&redirect, error, &description, state.as_deref()),
             &[],
         ),
-        Refusal::Internal(e) => api_error_page(e),
+        Refusal::Internal(e) => pages::api_error(e),
     }
-}
-
-/// An `ApiError` as an HTML page (500s stay opaque and are logged).
-pub fn api_error_page(e: ApiError) -> Response {
-    let res = axum::response::IntoResponse::into_response(e);
-    let status = res.status();
-    let message = if status.is_server_error() {
-        "Something went wrong on our side. Please try again.".to_owned()
-    } else {
-        match status {
-            StatusCode::PAYMENT_REQUIRED => {
-                "This app cannot create databases right now (its balance is used up).".into()
-            }
-            _ => format!("The request could not be completed ({status})."),
-        }
-    };
-    pages::error(status, "Cannot continue", &message)
 }
 
 /// Shows the sign-in page, returning here afterwards.
@@ -120,7 +103,7 @@ pub async fn authorize_page(
             &state,
             &format!("/oauth/authorize?{}", raw.unwrap_or_default()),
         ),
-        Err(e) => api_error_page(e),
+        Err(e) => pages::api_error(e),
     }
 }
 
@@ -168,12 +151,12 @@ pub async fn decide_consent(
                 "Your session ended. Start again from the app.",
             );
         }
-        Err(e) => return api_error_page(e),
+        Err(e) => return pages::api_error(e),
     };
     match form.decision.as_str() {
         "approve" => match approve(&state, &account, &req).await {
             Ok(location) => pages::see_other(&location, &[]),
-            Err(e) => api_error_page(e),
+            Err(e) => pages::api_error(e),
         },
         "deny" => pages::see_other(
             &Refusal::location(
