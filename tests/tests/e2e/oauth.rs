@@ -242,3 +242,30 @@ async fn authorising_again_reuses_the_database_and_rotates_the_token() {
         .await;
     assert_problem(s, &b, StatusCode::UNAUTHORIZED, "invalid_token");
 }
+
+#[tokio::test]
+async fn concurrent_approvals_make_one_grant_and_one_database() {
+    let app = TestApp::spawn().await;
+    let ws = app.namespace("dev").await;
+    let (client_id, _) = register_app(&app, &ws, "public", REDIRECT).await;
+    let browser = Browser::new(&app);
+    browser.sign_up("jo@example.com").await;
+    let (verifier, challenge) = pkce();
+    let consent = browser
+        .get(&authorize_path(&client_id, &challenge, &[]))
+        .await;
+    let (a, b) = tokio::join!(
+        browser.submit(&consent, "/oauth/authorize", &[("decision", "approve")]),
+        browser.submit(&consent, "/oauth/authorize", &[("decision", "approve")]),
+    );
+    let mut databases = Vec::new();
+    for p in [a, b] {
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let code = p.location_param("code").expect("code");
+        let t = exchange(&app, &client_id, &code, &verifier).await;
+        databases.push(t["database"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(databases[0], databases[1]);
+    let (_, list) = browser.json(reqwest::Method::GET, "/v1/account/apps").await;
+    assert_eq!(list["apps"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -269,6 +269,14 @@ async fn bad_authorize_requests_are_shown_or_reported_never_open_redirects() {
         );
         assert!(p.body.contains("Cannot continue"));
     }
+    // A repeated parameter is refused outright, never guessed at.
+    let twice = format!(
+        "{}&redirect_uri=https%3A%2F%2Fevil.example%2F",
+        authorize_path(&client_id, &challenge, &[])
+    );
+    let p = browser.get(&twice).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.location.is_none());
     // After the client checks out, errors go back to it.
     for (extra, error) in [
         (vec![("code_challenge_method", "plain")], "invalid_request"),

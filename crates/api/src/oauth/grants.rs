@@ -49,44 +49,37 @@ pub async fn approve(
     let (db, _) = ensure_in(state, &owner, &slug, None, None).await?;
     let now = now_ms();
     let mut tx = state.cp.begin().await?;
-    let existing =
+    // Insert-or-reactivate, safe against two approvals of the same pair at once.
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, account_id, namespace_id, client_id, database_id, connected_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, client_id) DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().simple().to_string())
+    .bind(&account.id)
+    .bind(&account.namespace_id)
+    .bind(&app.client_id)
+    .bind(&db.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE oauth_grants SET database_id = $1, \
+         connected_at = CASE WHEN revoked_at IS NULL THEN connected_at ELSE $2 END, \
+         revoked_at = NULL WHERE account_id = $3 AND client_id = $4",
+    )
+    .bind(&db.id)
+    .bind(now)
+    .bind(&account.id)
+    .bind(&app.client_id)
+    .execute(&mut *tx)
+    .await?;
+    let grant_id: String =
         sqlx::query("SELECT id FROM oauth_grants WHERE account_id = $1 AND client_id = $2")
             .bind(&account.id)
             .bind(&app.client_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let grant_id = match existing {
-        Some(r) => {
-            let id: String = r.try_get(0)?;
-            sqlx::query(
-                "UPDATE oauth_grants SET database_id = $1, \
-                 connected_at = CASE WHEN revoked_at IS NULL THEN connected_at ELSE $2 END, \
-                 revoked_at = NULL WHERE id = $3",
-            )
-            .bind(&db.id)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-        None => {
-            let id = uuid::Uuid::now_v7().simple().to_string();
-            sqlx::query(
-                "INSERT INTO oauth_grants (id, account_id, namespace_id, client_id, database_id, connected_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&id)
-            .bind(&account.id)
-            .bind(&account.namespace_id)
-            .bind(&app.client_id)
-            .bind(&db.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-    };
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
     set_payer(&mut tx, &db.id, Some(&app.namespace_id)).await?;
     let event = Envelope::new(
         "/persql/api",
