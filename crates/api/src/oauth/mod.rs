@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod codes;
 pub mod connections;
+pub mod exchange;
 pub mod grants;
 pub mod keys;
 pub mod redirect;

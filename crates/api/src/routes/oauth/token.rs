@@ -9,16 +9,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use persql_events::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::token_error::OAuthError;
 use crate::{
-    accounts::Accounts,
     oauth::{
         apps::{self, ClientType, OAuthApp},
-        codes, grants,
+        exchange::{self, Presented},
     },
     state::AppState,
 };
@@ -51,17 +49,6 @@ pub struct TokenResponse {
     /// With scope `openid`: a JWT (ES256) verifiable with `/oauth/jwks`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
-}
-
-#[derive(Serialize)]
-struct IdClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nonce: Option<&'a str>,
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
@@ -163,73 +150,22 @@ pub async fn exchange_code(
             "code_verifier is required (PKCE)",
         ));
     };
-    let row = codes::find(&state.cp, code)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("unknown code"))?;
-    if row.client_id != app.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
-    let account = Accounts::get(&state.cp, &row.account_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the account is gone"))?;
-    if row.used_at.is_some() {
-        if let Some(t) = &row.token_id {
-            grants::revoke_reused(&state, &account.namespace_slug, t).await?;
-        }
-        return Err(OAuthError::invalid_grant(
-            "the code was already used; its token is revoked",
-        ));
-    }
-    if row.expires_at <= now_ms() {
-        return Err(OAuthError::invalid_grant("the code expired"));
-    }
-    if &row.redirect_uri != redirect_uri {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri differs from the authorization request",
-        ));
-    }
-    if !codes::verifier_matches(verifier, &row.code_challenge) {
-        return Err(OAuthError::invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
-    }
-    let (access_token, _) = grants::exchange(&state, &account, &app, &row.hash)
-        .await?
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the code was already used, or the app was disconnected")
-        })?;
-    let id_token = if row.scope.split(' ').any(|s| s == "openid") {
-        let iat = now_ms() / 1000;
-        let issuer = state.issuer();
-        let claims = IdClaims {
-            iss: &issuer,
-            sub: &account.id,
-            aud: &app.client_id,
-            exp: iat + 3600,
-            iat,
-            nonce: row.nonce.as_deref(),
-        };
-        Some(
-            state
-                .signing_key
-                .sign(&claims)
-                .map_err(|e| OAuthError::from(crate::error::ApiError::Internal(e.to_string())))?,
-        )
-    } else {
-        None
-    };
+    let issued = exchange::redeem(
+        &state,
+        &app,
+        &Presented {
+            code,
+            redirect_uri,
+            verifier,
+        },
+    )
+    .await?;
     let body = TokenResponse {
-        access_token,
+        access_token: issued.access_token,
         token_type: "Bearer",
-        scope: row.scope.clone(),
-        database: format!(
-            "{}/{}",
-            account.namespace_slug,
-            grants::database_slug(&account.namespace_id, &app.client_id)
-        ),
-        id_token,
+        scope: issued.scope,
+        database: issued.database,
+        id_token: issued.id_token,
     };
     let mut res = Json(body).into_response();
     res.headers_mut()

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, oauth::exchange::RedeemError};
 
 /// An OAuth error answer of `/oauth/token`.
 #[derive(Debug)]
@@ -23,9 +23,6 @@ impl OAuthError {
             error,
             description: description.into(),
         }
-    }
-    pub fn invalid_grant(description: &str) -> Self {
-        Self::new("invalid_grant", description)
     }
     pub fn invalid_request(description: &str) -> Self {
         Self::new("invalid_request", description)
@@ -74,6 +71,21 @@ impl From<ApiError> for OAuthError {
             tracing::error!(error = %m, "token endpoint failed");
         }
         Self::new("server_error", "the server could not complete the request")
+    }
+}
+
+impl From<RedeemError> for OAuthError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::Api(e) => e.into(),
+            e @ (RedeemError::UnknownCode
+            | RedeemError::OtherClient
+            | RedeemError::Reused
+            | RedeemError::Expired
+            | RedeemError::RedirectMismatch
+            | RedeemError::VerifierMismatch
+            | RedeemError::NoLongerValid) => Self::new("invalid_grant", e.to_string()),
+        }
     }
 }
 
