@@ -107,8 +107,12 @@ async fn run(kind: &str) {
         .sql(&access, db, "SELECT count(*) AS n FROM kv", json!([]))
         .await;
     assert_eq!(rows["data"], json!([{ "n": 0 }]));
-    // The subject is stable: the same account signs in again and gets the same `sub`.
-    assert!(!claims.subject().as_str().is_empty());
+    // The subject is pairwise: 32 hex digits, not the account's id or email.
+    let sub = claims.subject().as_str();
+    assert!(
+        sub.len() == 32 && sub.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{sub}"
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use persql_events::now_ms;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{apps::OAuthApp, codes, grants};
 use crate::{accounts::Accounts, error::ApiError, state::AppState};
@@ -66,6 +67,13 @@ struct IdClaims<'a> {
 /// ID tokens are valid this long.
 const ID_TOKEN_SECS: i64 = 3600;
 
+/// The ID token's `sub`: stable per (account, app) and different across apps (OpenID
+/// "pairwise"), so apps cannot correlate a person between them.
+pub fn pairwise_subject(account_id: &str, client_id: &str) -> String {
+    let digest = Sha256::digest(format!("persql-sub\0{account_id}\0{client_id}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// Checks `p` against the stored code and, if all holds, issues the app's token. A code
 /// presented again revokes the token it was first exchanged for. Failed checks do not
 /// use the code up.
@@ -104,9 +112,10 @@ pub async fn redeem(
     let id_token = if row.scope.split(' ').any(|s| s == "openid") {
         let iat = now_ms() / 1000;
         let issuer = state.issuer();
+        let sub = pairwise_subject(&account.id, &app.client_id);
         let claims = IdClaims {
             iss: &issuer,
-            sub: &account.id,
+            sub: &sub,
             aud: &app.client_id,
             exp: iat + ID_TOKEN_SECS,
             iat,
@@ -130,4 +139,18 @@ pub async fn redeem(
         scope: row.scope,
         id_token,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pairwise_subject;
+
+    #[test]
+    fn subjects_are_stable_per_app_and_differ_across_apps() {
+        let a = pairwise_subject("acct1", "psqlrp_a");
+        assert_eq!(a, pairwise_subject("acct1", "psqlrp_a"));
+        assert_ne!(a, pairwise_subject("acct1", "psqlrp_b"));
+        assert_ne!(a, pairwise_subject("acct2", "psqlrp_a"));
+        assert_eq!(a.len(), 32);
+    }
 }

@@ -42,7 +42,7 @@ pub async fn get_openid_configuration(State(state): State<AppState>) -> Json<Ope
         response_types_supported: vec!["code"],
         response_modes_supported: vec!["query"],
         grant_types_supported: vec!["authorization_code"],
-        subject_types_supported: vec!["public"],
+        subject_types_supported: vec!["pairwise"],
         id_token_signing_alg_values_supported: vec!["ES256"],
         scopes_supported: SCOPES.to_vec(),
         token_endpoint_auth_methods_supported: vec![
