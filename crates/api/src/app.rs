@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    accounts::{Accounts, PasswordProvider, limiter::SignInLimiter},
     auth::Auth,
     config::Config,
     funding::Funding,
+    oauth::usage::GrantUsage,
     state::{App, AppState, DatabaseCache},
     tokens::{self, NewToken, Secret, TokenKind},
 };
@@ -123,6 +125,13 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     tasks.push(batcher);
     let cors = crate::cors::layer(&config.cors_origins)?;
     let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
+    let signing_key = crate::oauth::keys::SigningKey::load_or_create(&cp)
+        .await
+        .context("loading the ID-token signing key")?;
+    let limiter = SignInLimiter::new(
+        config.signin_max_failures,
+        std::time::Duration::from_secs(config.signin_window_secs.max(1)),
+    );
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
         auth: Auth::new(cp.clone()),
@@ -136,6 +145,10 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         funding,
         mcp,
         cors,
+        accounts: Accounts::new(Box::new(PasswordProvider)),
+        limiter,
+        signing_key,
+        grants_used: GrantUsage::new(cp.clone()),
     }));
     tasks.push(spawn_invalidation(&state, tail));
     Ok(Running {

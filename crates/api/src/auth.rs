@@ -33,6 +33,9 @@ pub struct Principal {
     pub role: Option<Role>,
     /// Namespace billed for the calls this token makes (the caller's).
     pub billed_namespace_id: Option<String>,
+    pub billed_namespace_slug: Option<String>,
+    /// For an OAuth app's token: the (account, app) grant it was issued under.
+    pub grant_id: Option<String>,
     pub expires_at: Option<i64>,
 }
 
@@ -84,8 +87,11 @@ impl Auth {
 
     async fn load(&self, hash: &str) -> Result<Option<Principal>, ApiError> {
         let row = sqlx::query(
-            "SELECT t.id, t.kind, t.namespace_id, n.slug, t.database_id, t.role, t.billed_namespace_id, t.expires_at \
+            "SELECT t.id, t.kind, t.namespace_id, n.slug, t.database_id, t.role, t.billed_namespace_id, t.expires_at, \
+             b.slug, g.id \
              FROM tokens t LEFT JOIN namespaces n ON n.id = t.namespace_id \
+             LEFT JOIN namespaces b ON b.id = t.billed_namespace_id \
+             LEFT JOIN oauth_grants g ON g.token_id = t.id AND g.revoked_at IS NULL \
              WHERE t.hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(hash)
@@ -107,6 +113,8 @@ impl Auth {
                 .map_err(|_| ApiError::Internal("token role".into()))?,
             billed_namespace_id: r.try_get(6)?,
             expires_at: r.try_get(7)?,
+            billed_namespace_slug: r.try_get(8)?,
+            grant_id: r.try_get(9)?,
         }))
     }
 
@@ -198,6 +206,8 @@ pub struct DatabaseAccess {
     pub role: Role,
     /// Namespace billed for this call: the caller's.
     pub billed_namespace_id: String,
+    /// Its slug (the NATS subject of the call's usage event).
+    pub billed_namespace_slug: String,
 }
 
 impl DatabaseAccess {
@@ -237,15 +247,22 @@ impl FromRequestParts<AppState> for DatabaseAccess {
             }
             TokenKind::Workspace | TokenKind::Operator => Role::Admin,
         };
-        let billed_namespace_id = principal
-            .billed_namespace_id
-            .clone()
-            .unwrap_or_else(|| entry.namespace_id.clone());
+        let (billed_namespace_id, billed_namespace_slug) = match (
+            &principal.billed_namespace_id,
+            &principal.billed_namespace_slug,
+        ) {
+            (Some(id), Some(slug)) => (id.clone(), slug.clone()),
+            _ => (entry.namespace_id.clone(), entry.namespace_slug.clone()),
+        };
+        if let Some(grant) = &principal.grant_id {
+            state.grants_used.touch(grant);
+        }
         Ok(Self {
             principal,
             db: entry,
             role,
             billed_namespace_id,
+            billed_namespace_slug,
         })
     }
 }

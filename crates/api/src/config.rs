@@ -116,6 +116,20 @@ pub struct Config {
     /// Seconds between storage samples (each database's size, billed pro rata).
     #[arg(long, env = "PERSQL_STORAGE_SAMPLE_SECS", default_value_t = 3600)]
     pub storage_sample_secs: u64,
+
+    /// Public base URL of this service (the OAuth/OpenID issuer, e.g.
+    /// `https://persql.example`); unset = `http://<listen>`. With `https://`, cookies are
+    /// `Secure`.
+    #[arg(long, env = "PERSQL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Failed sign-ins allowed per (email, client IP) within the window before 429.
+    #[arg(long, env = "PERSQL_SIGNIN_MAX_FAILURES", default_value_t = 10)]
+    pub signin_max_failures: u32,
+
+    /// Length of the sign-in rate-limit window, in seconds.
+    #[arg(long, env = "PERSQL_SIGNIN_WINDOW_SECS", default_value_t = 900)]
+    pub signin_window_secs: u64,
 }
 
 impl Config {
@@ -132,6 +146,14 @@ impl Config {
         let mut config = Wrapper::parse_from(["persql"]).config;
         config.data_dir = data_dir;
         config
+    }
+
+    /// The public base URL without a trailing `/`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
     }
 
     /// True when usage is charged and depleted namespaces get 402.

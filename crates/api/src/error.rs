@@ -37,16 +37,19 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: malformed request (`invalid_json`, `invalid_request`, `invalid_subject`,
-    /// `invalid_slug`, `invalid_params`, `sql_error`, `sql_too_long`, `too_many_params`).
+    /// `invalid_slug`, `invalid_params`, `sql_error`, `sql_too_long`, `too_many_params`,
+    /// `invalid_redirect_uri`, `invalid_email`, `invalid_password`).
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
-    /// 401: `missing_token`, `invalid_token` (unknown or revoked), `token_expired`.
+    /// 401: `missing_token`, `invalid_token` (unknown or revoked), `token_expired`,
+    /// `not_signed_in` (account endpoints without a session or personal token).
     #[error("{detail}")]
     Unauthorized { code: &'static str, detail: String },
     /// 403: `forbidden` (wrong kind of token), `ddl_not_allowed`, `statement_not_allowed`.
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
-    /// 404: `database_not_found`, `namespace_not_found`, `template_not_found`, `not_found`.
+    /// 404: `database_not_found`, `namespace_not_found`, `template_not_found`, `not_found`,
+    /// `app_not_connected`.
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
     /// 402: `insufficient_funds`: the billed namespace's balance is used up.
@@ -55,7 +58,7 @@ pub enum ApiError {
     /// 408: `query_timeout`.
     #[error("the query ran past its time limit")]
     QueryTimeout,
-    /// 409: `namespace_exists`, `database_exists`.
+    /// 409: `namespace_exists`, `database_exists`, `account_exists`.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     /// 413: `payload_too_large`, `result_too_large`.

@@ -1,6 +1,7 @@
 //! PerSQL's HTTP API (axum), auth and tokens, and the `persql` command line that composes
 //! every crate into one process or several.
 
+pub mod accounts;
 pub mod agents;
 pub mod app;
 pub mod auth;
@@ -11,6 +12,8 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod funding;
+pub mod oauth;
+pub mod pages;
 pub mod routes;
 pub mod slug;
 pub mod state;
@@ -28,7 +31,9 @@ pub async fn serve(
     state: state::AppState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // Connection info gives sign-in rate limiting the client's address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

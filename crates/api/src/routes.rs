@@ -1,15 +1,22 @@
 //! The one route table, and the OpenAPI document built from it.
 
+pub mod account;
 pub mod admin;
 pub mod agents;
+pub mod apps;
 pub mod billing;
 pub mod databases;
+pub mod oauth;
 pub mod provision;
 pub mod query;
 pub mod system;
 pub mod tokens;
 
-use axum::{Router, extract::DefaultBodyLimit};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
 use tower_http::trace::TraceLayer;
 use utoipa::{
     Modify, OpenApi,
@@ -60,6 +67,44 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::get_balance))
         .routes(routes!(billing::get_usage))
         .routes(routes!(system::healthz))
+        .routes(routes!(apps::create_app))
+        .routes(routes!(account::api::list_connected_apps))
+        .routes(routes!(account::api::disconnect_app))
+        .routes(routes!(oauth::get_openid_configuration))
+        .routes(routes!(oauth::get_jwks))
+        .routes(routes!(oauth::token::exchange_code))
+}
+
+/// The HTML pages (sign-in, consent, account): not part of the OpenAPI document.
+fn page_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/oauth/authorize",
+            get(oauth::authorize::authorize_page).post(oauth::authorize::decide_consent),
+        )
+        .route(
+            "/account/signin",
+            get(account::forms::sign_in_page).post(account::forms::sign_in),
+        )
+        .route(
+            "/account/signup",
+            get(account::forms::sign_up_page).post(account::forms::sign_up),
+        )
+        .route("/account/signout", post(account::forms::sign_out))
+        .route("/account", get(account::pages::account_page))
+        .route("/account/tokens", post(account::pages::mint_token_form))
+        .route(
+            "/account/apps/{client_id}/browse",
+            get(account::pages::browse_page),
+        )
+        .route(
+            "/account/apps/{client_id}/export",
+            get(account::pages::export_page),
+        )
+        .route(
+            "/account/apps/{client_id}/disconnect",
+            post(account::pages::disconnect_form),
+        )
 }
 
 /// The OpenAPI document the server serves at `/openapi.json`.
@@ -74,6 +119,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let cors = state.cors.clone();
     api.merge(system::router(doc))
+        .merge(page_routes())
         .fallback(|| async { crate::error::ApiError::not_found("not_found", "no such resource") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(crate::telemetry::track))

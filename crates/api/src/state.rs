@@ -9,7 +9,13 @@ use persql_storage::{DbLocation, Storage};
 use sqlx::Row;
 
 use crate::{
-    agents::mcp::McpService, auth::Auth, config::Config, error::ApiError, funding::Funding,
+    accounts::{Accounts, limiter::SignInLimiter},
+    agents::mcp::McpService,
+    auth::Auth,
+    config::Config,
+    error::ApiError,
+    funding::Funding,
+    oauth::{keys::SigningKey, usage::GrantUsage},
 };
 
 /// Everything a request may need. Cloning is cheap.
@@ -39,6 +45,25 @@ pub struct App {
     pub mcp: McpService,
     /// CORS for browsers (`PERSQL_CORS_ORIGINS`).
     pub cors: tower_http::cors::CorsLayer,
+    /// People's accounts (sign-in through an identity provider).
+    pub accounts: Accounts,
+    pub limiter: SignInLimiter,
+    /// Signs ID tokens.
+    pub signing_key: SigningKey,
+    /// Debounced `last_used_at` of OAuth grants.
+    pub grants_used: GrantUsage,
+}
+
+impl App {
+    /// The public base URL (OAuth issuer), without a trailing `/`.
+    pub fn issuer(&self) -> String {
+        self.config.public_url()
+    }
+
+    /// Cookies get `Secure` when the service is served over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer().starts_with("https://")
+    }
 }
 
 /// A query-ready database as the query path needs it.

@@ -187,6 +187,36 @@ pub struct BalanceRestored {
 }
 payload!(BalanceRestored, "balance.restored");
 
+/// A person approved an OAuth app: it holds a database in their namespace (created on the
+/// first approval, reused after) and gets a new token for it at the code exchange.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantCreated {
+    pub grant_id: String,
+    /// The account's namespace: owns the database.
+    pub namespace_id: String,
+    pub client_id: String,
+    /// The app's namespace: billed for the app's calls and the database's storage.
+    pub app_namespace_id: String,
+    pub database_id: String,
+}
+payload!(GrantCreated, "grant.created");
+
+/// A person disconnected an OAuth app: its token stopped working, the data stays, storage
+/// bills the owner again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRevoked {
+    pub grant_id: String,
+    pub namespace_id: String,
+    pub client_id: String,
+    pub app_namespace_id: String,
+    pub database_id: String,
+    /// Tokens revoked with it (also announced by `token.revoked`).
+    pub token_ids: Vec<String>,
+}
+payload!(GrantRevoked, "grant.revoked");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +323,31 @@ mod tests {
             snapshot(BalanceRestored {
                 namespace_id: "01937c0000000000000000000000000a".into(),
                 balance: "5".into(),
+            }),
+        ];
+        insta::assert_json_snapshot!(all, {
+            "[].id" => "[uuid-v7]",
+            "[].time" => "[time]",
+        });
+    }
+
+    #[test]
+    fn grant_payloads_keep_their_wire_shape() {
+        let all = vec![
+            snapshot(GrantCreated {
+                grant_id: "01937c0000000000000000000000000e".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                client_id: "psqlrp_0123456789abcdef".into(),
+                app_namespace_id: "01937c0000000000000000000000000d".into(),
+                database_id: "01937c0000000000000000000000000b".into(),
+            }),
+            snapshot(GrantRevoked {
+                grant_id: "01937c0000000000000000000000000e".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                client_id: "psqlrp_0123456789abcdef".into(),
+                app_namespace_id: "01937c0000000000000000000000000d".into(),
+                database_id: "01937c0000000000000000000000000b".into(),
+                token_ids: vec!["t1".into()],
             }),
         ];
         insta::assert_json_snapshot!(all, {

@@ -1,17 +1,24 @@
 //! End-to-end tests: the real server on a free port, spoken to over HTTP.
 
+mod browser;
 mod support;
 
+mod accounts;
 mod agents;
 mod auth;
 mod billing;
 mod bus;
+mod connected_apps;
 mod cors;
 mod databases;
 mod durability;
 mod limits;
 mod mcp;
 mod nats_restart;
+mod oauth;
+mod oauth_bad_input;
+mod oauth_billing;
+mod oauth_interop;
 mod openapi;
 mod persistence;
 mod process;

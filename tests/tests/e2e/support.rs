@@ -105,14 +105,23 @@ impl TestApp {
     }
 
     async fn start(dir: PathBuf, backends: Backends, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_as(dir, backends, Components::All, tweak).await
+    }
+
+    async fn start_as(
+        dir: PathBuf,
+        backends: Backends,
+        components: Components,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         init_logs();
-        let mut config = Self::config(dir.clone(), &backends);
-        tweak(&mut config);
-        let running = persql_api::start(config, Components::All)
-            .await
-            .expect("start");
+        // Bind first, so the public URL (the OAuth issuer) is the address tests talk to.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut config = Self::config(dir.clone(), &backends);
+        config.public_url = Some(base.clone());
+        tweak(&mut config);
+        let running = persql_api::start(config, components).await.expect("start");
         let state = running.state.clone().expect("state");
         let server = tokio::spawn(persql_api::serve(listener, state, running.shutdown.clone()));
         Self {
@@ -124,6 +133,18 @@ impl TestApp {
             running: Some(running),
             server: Some(server),
         }
+    }
+
+    /// A second API process (HTTP only) on the same data dir and backends, as `persql api`
+    /// next to this one would be.
+    pub async fn peer(&self) -> Self {
+        Self::start_as(
+            self.dir.clone(),
+            self.backends.clone(),
+            Components::Api,
+            |_| {},
+        )
+        .await
     }
 
     /// The app's control plane, for checks the HTTP API does not expose.

@@ -1,7 +1,7 @@
 //! Operator endpoints: namespaces.
 
 use axum::{Json, extract::State, http::StatusCode};
-use persql_events::{Envelope, NamespaceCreated, now_ms, outbox};
+use persql_events::{Backend, Envelope, NamespaceCreated, Tx, now_ms, outbox};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,32 +66,8 @@ pub async fn create(
     state: &AppState,
     slug: &NamespaceSlug,
 ) -> Result<(Namespace, String), ApiError> {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let created = now_ms();
     let mut tx = state.cp.begin().await?;
-    let inserted = sqlx::query("INSERT INTO namespaces (id, slug, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING")
-        .bind(&id)
-        .bind(slug.as_str())
-        .bind(created)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if inserted == 0 {
-        return Err(ApiError::Conflict {
-            code: "namespace_exists",
-            detail: format!("namespace {:?} exists", slug.as_str()),
-        });
-    }
-    let event = Envelope::new(
-        "/persql/api",
-        slug.as_str(),
-        &format!("namespaces/{id}"),
-        &NamespaceCreated {
-            namespace_id: id.clone(),
-            slug: slug.as_str().into(),
-        },
-    );
-    outbox::append(&mut tx, state.cp.backend(), &[event]).await?;
+    let (id, created) = insert_namespace(&mut tx, state.cp.backend(), slug).await?;
     let (_, secret) = tokens::mint(
         &mut tx,
         state.cp.backend(),
@@ -113,4 +89,39 @@ pub async fn create(
         created_at: crate::telemetry::rfc3339(created),
     };
     Ok((namespace, secret.expose().to_owned()))
+}
+
+/// Inserts namespace `slug` and its `namespace.created` event in `tx`; returns its id and
+/// creation time, or 409 `namespace_exists`.
+pub async fn insert_namespace(
+    tx: &mut Tx,
+    backend: Backend,
+    slug: &NamespaceSlug,
+) -> Result<(String, i64), ApiError> {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let created = now_ms();
+    let inserted = sqlx::query("INSERT INTO namespaces (id, slug, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING")
+        .bind(&id)
+        .bind(slug.as_str())
+        .bind(created)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::Conflict {
+            code: "namespace_exists",
+            detail: format!("namespace {:?} exists", slug.as_str()),
+        });
+    }
+    let event = Envelope::new(
+        "/persql/api",
+        slug.as_str(),
+        &format!("namespaces/{id}"),
+        &NamespaceCreated {
+            namespace_id: id.clone(),
+            slug: slug.as_str().into(),
+        },
+    );
+    outbox::append(tx, backend, &[event]).await?;
+    Ok((id, created))
 }

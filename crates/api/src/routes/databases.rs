@@ -120,7 +120,32 @@ pub async fn ensure(
     template: Option<&str>,
     subject_hash: Option<String>,
 ) -> Result<(DatabaseRecord, bool), ApiError> {
-    let existing = state.registry.find(&ws.namespace_id, slug).await?;
+    let owner = Owner {
+        namespace_id: &ws.namespace_id,
+        namespace_slug: &ws.namespace_slug,
+        billed_namespace_id: &ws.namespace_id,
+    };
+    ensure_in(state, &owner, slug, template, subject_hash).await
+}
+
+/// Where a database lives and who pays for creating it.
+#[derive(Debug)]
+pub struct Owner<'a> {
+    pub namespace_id: &'a str,
+    pub namespace_slug: &'a str,
+    pub billed_namespace_id: &'a str,
+}
+
+/// [`ensure`] for any owner: e.g. an OAuth app's database in a person's namespace, whose
+/// creation the app pays for.
+pub async fn ensure_in(
+    state: &AppState,
+    owner: &Owner<'_>,
+    slug: &str,
+    template: Option<&str>,
+    subject_hash: Option<String>,
+) -> Result<(DatabaseRecord, bool), ApiError> {
+    let existing = state.registry.find(owner.namespace_id, slug).await?;
     let (rec, created) = match existing {
         Some(rec) if rec.state != DatabaseState::Failed => (rec, false),
         failed => {
@@ -130,12 +155,12 @@ pub async fn ensure(
                 state.registry.forget_failed(&rec.id).await?;
             }
             let new = NewDatabase {
-                namespace_id: &ws.namespace_id,
-                namespace_slug: &ws.namespace_slug,
+                namespace_id: owner.namespace_id,
+                namespace_slug: owner.namespace_slug,
                 slug,
                 template_slug: template,
                 subject_hash,
-                billed_namespace_id: &ws.namespace_id,
+                billed_namespace_id: owner.billed_namespace_id,
             };
             state.registry.register(new, "/persql/api").await?
         }
@@ -144,7 +169,7 @@ pub async fn ensure(
         let cost = state.funding.prices().database_cost();
         state
             .funding
-            .spend(&ws.namespace_id, persql_events::now_ms(), cost);
+            .spend(owner.billed_namespace_id, persql_events::now_ms(), cost);
     }
     let rec = match rec.state {
         DatabaseState::Ready => rec,

@@ -17,7 +17,7 @@ use crate::{
     auth::DatabaseAccess,
     error::{ApiError, Problem},
     extract::ApiJson,
-    state::AppState,
+    state::{AppState, DbEntry},
 };
 
 /// One SQL statement with its parameters.
@@ -214,12 +214,9 @@ fn check_funds(state: &AppState, access: &DatabaseAccess) -> Result<(), ApiError
     if access.principal.kind == crate::tokens::TokenKind::Operator {
         return Ok(());
     }
-    let slug = access
-        .principal
-        .namespace_slug
-        .as_deref()
-        .unwrap_or(&access.db.namespace_slug);
-    state.funding.check(&access.billed_namespace_id, slug)
+    state
+        .funding
+        .check(&access.billed_namespace_id, &access.billed_namespace_slug)
 }
 
 fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
@@ -246,9 +243,10 @@ async fn record(
         Err(e) => Some(e.code().to_owned()),
     };
     let (rows_read, rows_written, duration) = result.unwrap_or_default();
+    // Filed under the billed namespace: an app's calls show up on the app's subject.
     let event = Envelope::new(
         "/persql/api",
-        &access.db.namespace_slug,
+        &access.billed_namespace_slug,
         &format!("databases/{}", access.db.id),
         &QueryExecuted {
             database_id: access.db.id.clone(),
@@ -285,7 +283,12 @@ pub async fn export_database(
     State(state): State<AppState>,
     access: DatabaseAccess,
 ) -> Result<Response, ApiError> {
-    let snapshot = state.storage.export(access.location()).await?;
+    export_file(&state, &access.db).await
+}
+
+/// A streamed, consistent copy of database `db` (also the account page's export link).
+pub async fn export_file(state: &AppState, db: &DbEntry) -> Result<Response, ApiError> {
+    let snapshot = state.storage.export(&db.location).await?;
     // Open before the temporary file is dropped (and unlinked): the open handle keeps the
     // data readable while it streams.
     let file = tokio::fs::File::open(snapshot.path())
@@ -297,7 +300,7 @@ pub async fn export_database(
         .map_err(|e| ApiError::from(StorageError::Io(e)))?
         .len();
     drop(snapshot);
-    let filename = format!("{}-{}.sqlite3", access.db.namespace_slug, access.db.slug);
+    let filename = format!("{}-{}.sqlite3", db.namespace_slug, db.slug);
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.sqlite3".to_owned()),
