@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 
 import { AuthError, PerSQL, PerSQLError } from "../dist/index.js";
 import { Person } from "./person.mjs";
-import { freePort, startPersql, workspace } from "./server.mjs";
+import { ADMIN, freePort, startPersql, workspace } from "./server.mjs";
 
 let server;
 let baseURL;
@@ -24,6 +24,12 @@ before(async () => {
   const ws = await workspace(baseURL, "notesdev");
   // The app's callback: nothing needs to listen there, the test reads `Location`.
   redirectUri = `http://127.0.0.1:${await freePort()}/callback`;
+  clientId = await registerApp(ws);
+});
+after(() => server?.stop());
+
+/** `POST /v1/apps` with a workspace token: a public app's client id. */
+async function registerApp(ws) {
   const res = await fetch(`${baseURL}/v1/apps`, {
     method: "POST",
     headers: { authorization: `Bearer ${ws}`, "content-type": "application/json" },
@@ -33,9 +39,8 @@ before(async () => {
   assert.equal(res.status, 201, JSON.stringify(app));
   assert.match(app.clientId, /^psqlrp_/);
   assert.equal(app.clientSecret, undefined, "public apps have no secret");
-  clientId = app.clientId;
-});
-after(() => server?.stop());
+  return app.clientId;
+}
 
 /** `beginConnect`, then the person's part; answers the connect request and the redirect. */
 async function authorize(person, { email, nonce, decision = "approve" } = {}) {
@@ -266,4 +271,29 @@ test("completeConnect refusals are typed: wrong verifier, reused code (invalid_g
     assert.equal(e.code, "access_denied");
     return true;
   });
+});
+
+test("an app without funds cannot take a database until the operator tops it up", async () => {
+  const broke = await workspace(baseURL, "brokedev", { funded: false });
+  const brokeId = await registerApp(broke);
+  const person = new Person(baseURL);
+  const req = await PerSQL.beginConnect({ clientId: brokeId, redirectUri, baseURL });
+  const consent = await person.signUpThrough(req.url, "di@example.com");
+  const refused = await person.submit(consent, "/oauth/authorize", { decision: "approve" });
+  assert.equal(refused.status, 402, refused.text);
+  assert.equal(refused.location, null, "no code, no redirect");
+  assert.match(refused.text, /balance is used up/);
+  assert.deepEqual((await person.json("GET", "/v1/account/apps")).body.apps, []);
+
+  const topup = await fetch(`${baseURL}/v1/admin/namespaces/brokedev/topups`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ amount: "1.00", reference: "brokedev-1" }),
+  });
+  assert.equal(topup.status, 200, await topup.text());
+  const approved = await person.decide(await person.get(req.url), "approve");
+  const code = PerSQL.callbackCode(approved.location, req.state);
+  const client = await PerSQL.completeConnect({ clientId: brokeId, redirectUri, code, codeVerifier: req.codeVerifier, baseURL });
+  await client.database().query("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
+  assert.equal((await client.database().query("INSERT INTO notes (body) VALUES ('paid')")).meta.changes, 1);
 });
