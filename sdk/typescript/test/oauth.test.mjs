@@ -1,6 +1,6 @@
 // beginConnect's PKCE and state, callbackCode, and completeConnect's token request as it
-// goes over the wire (to a stand-in token endpoint: the real one is exercised end to end
-// once the OAuth server lands).
+// goes over the wire (to a stand-in token endpoint; connect.test.mjs runs the same calls
+// against the real OAuth server).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
