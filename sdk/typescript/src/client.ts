@@ -31,6 +31,9 @@ export interface Provisioned {
   expiresAt: string;
 }
 
+/** A client made by `PerSQL.completeConnect`: `grant` is always there. */
+export type ConnectedClient = PerSQL & { readonly grant: Grant };
+
 export class PerSQL {
   /** Workspace calls (workspace token, server side only). */
   readonly users: { provision(subject: string, options?: ProvisionOptions): Promise<Provisioned> };
@@ -83,7 +86,7 @@ export class PerSQL {
   }
 
   /** Exchanges the code for the grant; returns a client on the granted database. */
-  static async completeConnect(options: CompleteConnectOptions): Promise<PerSQL> {
+  static async completeConnect(options: CompleteConnectOptions): Promise<ConnectedClient> {
     const session = new Session({ baseURL: options.baseURL, fetch: options.fetch });
     const form: Record<string, string> = {
       grant_type: "authorization_code",
@@ -103,6 +106,6 @@ export class PerSQL {
     return new PerSQL(
       { baseURL: session.baseURL, token: grant.accessToken, expiresAt: grant.expiresAt, fetch: options.fetch },
       grant,
-    );
+    ) as ConnectedClient;
   }
 }

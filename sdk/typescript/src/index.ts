@@ -3,7 +3,7 @@
  * agents. Zero dependencies: `fetch` and Web Crypto.
  */
 
-export { PerSQL, type ProvisionOptions, type Provisioned } from "./client.js";
+export { PerSQL, type ConnectedClient, type ProvisionOptions, type Provisioned } from "./client.js";
 export {
   Database,
   type AgentTool,
