@@ -241,6 +241,8 @@ impl FromRequestParts<AppState> for DatabaseAccess {
             .billed_namespace_id
             .clone()
             .unwrap_or_else(|| entry.namespace_id.clone());
+        // No request sees a schema older than the template's latest recorded migration.
+        crate::catch_up::catch_up(state, &entry).await;
         Ok(Self {
             principal,
             db: entry,

@@ -105,6 +105,20 @@ pub struct Config {
     /// Seconds between storage samples (each database's size, billed pro rata).
     #[arg(long, env = "PERSQL_STORAGE_SAMPLE_SECS", default_value_t = 3600)]
     pub storage_sample_secs: u64,
+
+    /// Roll template migrations out to every database (`on`), or only bring databases up to
+    /// date lazily, before their next request (`off`: idle databases stay behind).
+    #[arg(long, env = "PERSQL_MIGRATION_ROLLOUT", default_value = "on", value_parser = ["on", "off"])]
+    pub migration_rollout: String,
+
+    /// Databases a template migration rollout migrates at once (provisioner).
+    #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 4)]
+    pub migration_concurrency: usize,
+
+    /// Seconds between rollout passes when no migration event arrives (catches databases
+    /// provisioned from an older template image while a rollout ran).
+    #[arg(long, env = "PERSQL_MIGRATION_RESCAN_SECS", default_value_t = 60)]
+    pub migration_rescan_secs: u64,
 }
 
 impl Config {

@@ -4,11 +4,13 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod catch_up;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod funding;
+pub mod migrate;
 pub mod routes;
 pub mod slug;
 pub mod state;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod billing;
 pub mod databases;
+pub mod migrations;
 pub mod provision;
 pub mod query;
 pub mod system;
@@ -56,6 +57,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::create_topup))
         .routes(routes!(billing::get_balance))
         .routes(routes!(billing::get_usage))
+        .routes(routes!(
+            migrations::create_migration,
+            migrations::list_migrations
+        ))
+        .routes(routes!(migrations::get_migration))
+        .routes(routes!(migrations::retry_migration))
         .routes(routes!(system::healthz))
 }
 

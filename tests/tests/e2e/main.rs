@@ -8,6 +8,8 @@ mod bus;
 mod databases;
 mod durability;
 mod limits;
+mod migrations;
+mod migrations_rollout;
 mod nats_restart;
 mod openapi;
 mod persistence;

@@ -1,0 +1,384 @@
+//! Template migrations: recording, rollout to every database, counts, failures and retry,
+//! the lazy catch-up, dry runs, and the refusals.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, assert_problem};
+
+pub const MIGRATIONS: &str = "/v1/databases/acme/app-template/migrations";
+
+/// Posts migration `version` to acme's template.
+pub async fn migrate(app: &TestApp, ws: &str, version: i64, sql: &str) -> (StatusCode, Value) {
+    let body = json!({ "version": version, "name": format!("m{version}"), "sql": sql });
+    app.post(MIGRATIONS, ws, body).await
+}
+
+/// Polls `GET …/migrations/{version}` until its counts are (applied, failed).
+pub async fn wait_counts(
+    app: &TestApp,
+    ws: &str,
+    version: i64,
+    applied: i64,
+    failed: i64,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..1200 {
+        let (s, b) = app.get(&format!("{MIGRATIONS}/{version}"), ws).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let c = &b["migration"]["counts"];
+        if c["applied"] == applied && c["failed"] == failed {
+            return b;
+        }
+        last = b;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("migration {version} never reached applied={applied} failed={failed}: {last}");
+}
+
+/// The schema version and column names of `entries` in `db` as its describe reports them.
+pub async fn entries_shape(app: &TestApp, token: &str, db: &str) -> (i64, Vec<String>) {
+    let (s, b) = app.get(&format!("/v1/databases/{db}/schema"), token).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let table = b["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["name"] == "entries")
+        .expect("entries");
+    let columns = table["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name").to_owned())
+        .collect();
+    (b["schemaVersion"].as_i64().expect("schemaVersion"), columns)
+}
+
+#[tokio::test]
+async fn a_migration_applies_to_the_template_then_rolls_out_to_every_database() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let mut dbs = Vec::new();
+    for user in ["u1", "u2", "u3"] {
+        dbs.push(app.provision(&ws, user).await);
+    }
+    let sql = "ALTER TABLE entries ADD COLUMN done INTEGER NOT NULL DEFAULT 0; \
+               CREATE INDEX entries_done ON entries (done)";
+    let (s, b) = migrate(&app, &ws, 1, sql).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["version"], 1);
+    assert_eq!(b["name"], "m1");
+    assert_eq!(b["checksum"].as_str().unwrap().len(), 64);
+    assert_eq!(b["counts"]["total"], 3);
+    // The template has it at once, with its version.
+    let (version, cols) = entries_shape(&app, &ws, "acme/app-template").await;
+    assert_eq!(version, 1);
+    assert!(cols.contains(&"done".to_owned()), "{cols:?}");
+    let detail = wait_counts(&app, &ws, 1, 3, 0).await;
+    assert_eq!(detail["migration"]["counts"]["pending"], 0);
+    assert_eq!(detail["failed"], json!([]));
+    for (token, db) in &dbs {
+        let (version, cols) = entries_shape(&app, token, db).await;
+        assert_eq!(version, 1, "{db}");
+        assert!(cols.contains(&"done".to_owned()), "{db}: {cols:?}");
+    }
+    // One migration.applied per database, from version 0 to 1.
+    let cp = app.control_plane().await;
+    let applied: Vec<(String,)> =
+        sqlx::query_as("SELECT body FROM events WHERE type = 'migration.applied'")
+            .fetch_all(cp.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied.len(), 3);
+    for (body,) in &applied {
+        let e: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(e["data"]["version"], 1);
+        assert_eq!(e["data"]["fromVersion"], 0);
+    }
+    let added: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM events WHERE type = 'template.migration_added'")
+            .fetch_one(cp.pool())
+            .await
+            .unwrap();
+    assert_eq!(added.0, 1);
+    // The list shows it with its counts.
+    let (s, list) = app.get(MIGRATIONS, &ws).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["latestVersion"], 1);
+    assert_eq!(list["migrations"][0]["counts"]["applied"], 3);
+    assert_eq!(list["migrations"][0]["sql"], sql);
+}
+
+#[tokio::test]
+async fn migrations_are_immutable_and_versions_only_increase() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let v1 = "CREATE TABLE tags (name TEXT)";
+    assert_eq!(migrate(&app, &ws, 1, v1).await.0, StatusCode::CREATED);
+    // Same version, same SQL: idempotent.
+    let (s, b) = migrate(&app, &ws, 1, v1).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["version"], 1);
+    // Same version, other SQL: 409.
+    let (s, b) = migrate(&app, &ws, 1, "CREATE TABLE other (x)").await;
+    assert_problem(s, &b, StatusCode::CONFLICT, "migration_changed");
+    assert_eq!(
+        migrate(&app, &ws, 3, "CREATE TABLE t3 (x)").await.0,
+        StatusCode::CREATED
+    );
+    // Backwards: 409, and nothing reached the template.
+    let (s, b) = migrate(&app, &ws, 2, "CREATE TABLE t2 (x)").await;
+    assert_problem(s, &b, StatusCode::CONFLICT, "version_not_increasing");
+    let (_, schema) = app.get("/v1/databases/acme/app-template/schema", &ws).await;
+    assert_eq!(schema["schemaVersion"], 3);
+    let names: Vec<&str> = schema["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"t3") && !names.contains(&"t2") && !names.contains(&"other"),
+        "{names:?}"
+    );
+    let (_, list) = app.get(MIGRATIONS, &ws).await;
+    let versions: Vec<i64> = list["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 3]);
+    // Malformed requests.
+    for body in [
+        json!({ "version": 0, "name": "x", "sql": "SELECT 1" }),
+        json!({ "version": 4, "name": "a b", "sql": "SELECT 1" }),
+        json!({ "version": 4, "name": "x", "sql": " " }),
+        json!({ "version": "4", "name": "x", "sql": "SELECT 1" }),
+    ] {
+        let (s, b) = app.post(MIGRATIONS, &ws, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    }
+    let (s, b) = app.get(&format!("{MIGRATIONS}/2"), &ws).await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "migration_not_found");
+    let (s, b) = app.get(&format!("{MIGRATIONS}/abc"), &ws).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = app.get("/v1/databases/acme/no-such/migrations", &ws).await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "template_not_found");
+}
+
+#[tokio::test]
+async fn sql_failing_on_the_template_is_400_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (s, b) = migrate(
+        &app,
+        &ws,
+        1,
+        "CREATE TABLE ok (x); ALTER TABLE missing ADD COLUMN y",
+    )
+    .await;
+    assert_problem(s, &b, StatusCode::BAD_REQUEST, "sql_error");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no such table: missing"),
+        "{b}"
+    );
+    let (_, list) = app.get(MIGRATIONS, &ws).await;
+    assert_eq!(list["migrations"], json!([]));
+    assert_eq!(list["latestVersion"], 0);
+    // The template's transaction rolled back: no `ok` table, version 0.
+    let (_, schema) = app.get("/v1/databases/acme/app-template/schema", &ws).await;
+    assert_eq!(schema["schemaVersion"], 0);
+    assert!(
+        !schema["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "ok")
+    );
+    // The version is still free.
+    assert_eq!(
+        migrate(&app, &ws, 1, "CREATE TABLE ok (x)").await.0,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn only_workspace_tokens_manage_migrations() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (token, _) = app.provision(&ws, "u1").await;
+    let (s, b) = migrate(&app, &token, 1, "CREATE TABLE x (y)").await;
+    assert_problem(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, b) = app.get(MIGRATIONS, &token).await;
+    assert_problem(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/1/retry"), &token, json!({}))
+        .await;
+    assert_problem(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    // Another namespace's workspace does not see acme's template.
+    let other = app.namespace("other").await;
+    let (s, b) = migrate(&app, &other, 1, "CREATE TABLE x (y)").await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "template_not_found");
+    let (s, b) = app
+        .call(reqwest::Method::POST, MIGRATIONS, None, Some(json!({})))
+        .await;
+    assert_problem(s, &b, StatusCode::UNAUTHORIZED, "missing_token");
+    let (_, list) = app.get(MIGRATIONS, &ws).await;
+    assert_eq!(list["migrations"], json!([]));
+}
+
+#[tokio::test]
+async fn refused_statements_in_a_migration_are_403() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    for sql in [
+        "ATTACH DATABASE '/tmp/x.db' AS x",
+        "CREATE TABLE fine (x); VACUUM",
+        "PRAGMA user_version = 7",
+        "CREATE TABLE y (x); COMMIT; CREATE TABLE z (x)",
+        "SELECT load_extension('/tmp/evil')",
+    ] {
+        let (s, b) = migrate(&app, &ws, 1, sql).await;
+        assert_problem(s, &b, StatusCode::FORBIDDEN, "statement_not_allowed");
+    }
+    let (_, list) = app.get(MIGRATIONS, &ws).await;
+    assert_eq!(list["migrations"], json!([]));
+    let (_, schema) = app.get("/v1/databases/acme/app-template/schema", &ws).await;
+    assert_eq!(schema["schemaVersion"], 0);
+    assert!(
+        !schema["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "fine" || t["name"] == "y")
+    );
+}
+
+#[tokio::test]
+async fn failed_databases_are_listed_keep_serving_and_can_be_retried() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (good_token, good) = app.provision(&ws, "good").await;
+    let (bad_token, bad) = app.provision(&ws, "bad").await;
+    app.provision(&ws, "also-good").await;
+    for _ in 0..2 {
+        app.sql(
+            &bad_token,
+            &bad,
+            "INSERT INTO entries (body) VALUES ('dup')",
+            json!([]),
+        )
+        .await;
+    }
+    let (s, b) = migrate(
+        &app,
+        &ws,
+        1,
+        "CREATE UNIQUE INDEX entries_body_unique ON entries (body)",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let detail = wait_counts(&app, &ws, 1, 2, 1).await;
+    assert_eq!(detail["migration"]["counts"]["total"], 3);
+    assert_eq!(detail["migration"]["counts"]["pending"], 0);
+    let failed = &detail["failed"];
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(
+        format!("acme/{}", failed[0]["database"].as_str().unwrap()),
+        bad
+    );
+    assert_eq!(failed[0]["currentVersion"], 0);
+    assert_eq!(failed[0]["attempts"], 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("UNIQUE constraint failed"),
+        "{failed}"
+    );
+    // The failed database stays at version 0 and keeps serving, reads and writes.
+    let (version, _) = entries_shape(&app, &bad_token, &bad).await;
+    assert_eq!(version, 0);
+    app.sql(
+        &bad_token,
+        &bad,
+        "INSERT INTO entries (body) VALUES ('more')",
+        json!([]),
+    )
+    .await;
+    let (version, _) = entries_shape(&app, &good_token, &good).await;
+    assert_eq!(version, 1);
+    let cp = app.control_plane().await;
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT type, body FROM events WHERE type IN ('migration.applied', 'migration.failed') ORDER BY seq",
+    )
+    .fetch_all(cp.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.0 == "migration.applied").count(),
+        2
+    );
+    let failures: Vec<&(String, String)> = events
+        .iter()
+        .filter(|e| e.0 == "migration.failed")
+        .collect();
+    assert_eq!(failures.len(), 1);
+    let f: Value = serde_json::from_str(&failures[0].1).unwrap();
+    assert!(
+        f["data"]["error"].as_str().unwrap().contains("UNIQUE"),
+        "{f}"
+    );
+    // Retry without fixing: fails again, attempts 2.
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/1/retry"), &ws, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b["queued"], 1);
+    let mut attempts = Value::Null;
+    for _ in 0..1200 {
+        let (_, d) = app.get(&format!("{MIGRATIONS}/1"), &ws).await;
+        attempts = d["failed"][0]["attempts"].clone();
+        if attempts == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts, 2);
+    // Fix the data, retry: applied everywhere.
+    app.sql(&bad_token, &bad, "DELETE FROM entries WHERE body = 'dup' AND id > (SELECT MIN(id) FROM entries WHERE body = 'dup')", json!([])).await;
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/1/retry"), &ws, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let detail = wait_counts(&app, &ws, 1, 3, 0).await;
+    assert_eq!(detail["failed"], json!([]));
+    let (version, _) = entries_shape(&app, &bad_token, &bad).await;
+    assert_eq!(version, 1);
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/9/retry"), &ws, json!({}))
+        .await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "migration_not_found");
+}
+
+#[tokio::test]
+async fn new_databases_get_the_templates_current_schema_and_version() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let sql = "ALTER TABLE entries ADD COLUMN done INTEGER NOT NULL DEFAULT 0";
+    assert_eq!(migrate(&app, &ws, 1, sql).await.0, StatusCode::CREATED);
+    let (token, db) = app.provision(&ws, "late").await;
+    let (version, cols) = entries_shape(&app, &token, &db).await;
+    assert_eq!(version, 1);
+    assert!(cols.contains(&"done".to_owned()));
+    // Counted as applied without the rollout touching it.
+    let detail = wait_counts(&app, &ws, 1, 1, 0).await;
+    assert_eq!(detail["migration"]["counts"]["total"], 1);
+}
