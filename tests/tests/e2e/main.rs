@@ -9,6 +9,7 @@ mod databases;
 mod durability;
 mod limits;
 mod migrations;
+mod migrations_cli;
 mod migrations_rollout;
 mod nats_restart;
 mod openapi;
