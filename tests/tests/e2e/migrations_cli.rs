@@ -1,4 +1,5 @@
-//! `persql migrate`: the real binary applying a folder of migration files over HTTP.
+//! The real binary: `persql migrate` applying a folder of migration files over HTTP, and
+//! migrations across separate `api` and `provisioner` processes.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -7,7 +8,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::migrations::{MIGRATIONS, entries_shape, wait_counts};
-use crate::support::{PERSQL_BIN, TestApp};
+use crate::support::{Backends, PERSQL_BIN, TestApp, free_port, spawn_persql};
 
 /// Runs `persql migrate --template acme/app-template <dir>` against `app` with `token`.
 async fn persql_migrate(app: &TestApp, token: &str, dir: &Path, extra: &[&str]) -> Output {
@@ -145,4 +146,87 @@ async fn persql_migrate_applies_files_in_order_skips_recorded_ones_and_refuses_c
     );
     let (_, list) = app.get(MIGRATIONS, &ws).await;
     assert_eq!(list["latestVersion"], 3);
+}
+
+#[tokio::test]
+async fn separate_api_processes_learn_of_migrations_and_the_provisioner_rolls_them_out() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("data");
+    let logs = tmp.path();
+    let backends = Backends::fresh().await;
+    let _metering = spawn_persql("metering", "metering", None, &dir, &backends, logs, |_| {}).await;
+    // First a provisioner that only provisions: databases stay behind until queried.
+    let mut provisioner = spawn_persql(
+        "provisioner",
+        "provisioner",
+        None,
+        &dir,
+        &backends,
+        logs,
+        |cmd| {
+            cmd.env("PERSQL_MIGRATION_ROLLOUT", "off");
+        },
+    )
+    .await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let _api_a = spawn_persql("api-a", "api", Some(port_a), &dir, &backends, logs, |_| {}).await;
+    let _api_b = spawn_persql("api-b", "api", Some(port_b), &dir, &backends, logs, |_| {}).await;
+    let a = TestApp::remote(port_a, &dir, &backends);
+    let b = TestApp::remote(port_b, &dir, &backends);
+    let ws = a.with_template("acme").await;
+    let (t1, db1) = a.provision(&ws, "u1").await;
+    let (t2, db2) = a.provision(&ws, "u2").await;
+    // api-b has db1 cached at version 0 before the migration is recorded on api-a.
+    b.sql(&t1, &db1, "SELECT count(*) FROM entries", json!([]))
+        .await;
+    let sql = "ALTER TABLE entries ADD COLUMN done INTEGER NOT NULL DEFAULT 0; \
+               INSERT INTO audit (entry_id, action) VALUES (-1, 'migrated')";
+    let (s, body) = crate::migrations::migrate(&a, &ws, 1, sql).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{body}");
+    // api-b hears of it through `template.migration_added` and catches db1 up.
+    let path = format!("/v1/databases/{db1}/query");
+    let mut seen = None;
+    for _ in 0..600 {
+        let (s, r) = b
+            .post(&path, &t1, json!({ "sql": "SELECT done FROM entries" }))
+            .await;
+        if s == reqwest::StatusCode::OK {
+            seen = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen.is_some(), "api-b never saw the new column");
+    let marks = b
+        .sql(
+            &t1,
+            &db1,
+            "SELECT count(*) AS n FROM audit WHERE action = 'migrated'",
+            json!([]),
+        )
+        .await;
+    assert_eq!(marks["data"][0]["n"], 1);
+    // A provisioner with the rollout on brings db2 (never queried) up to date.
+    assert!(provisioner.terminate().await.success());
+    let _provisioner = spawn_persql(
+        "provisioner-2",
+        "provisioner",
+        None,
+        &dir,
+        &backends,
+        logs,
+        |_| {},
+    )
+    .await;
+    wait_counts(&a, &ws, 1, 2, 0).await;
+    let marks = a
+        .sql(
+            &t2,
+            &db2,
+            "SELECT count(*) AS n FROM audit WHERE action = 'migrated'",
+            json!([]),
+        )
+        .await;
+    assert_eq!(marks["data"][0]["n"], 1);
+    assert_eq!(entries_shape(&b, &t2, &db2).await.0, 1);
 }
