@@ -382,3 +382,47 @@ async fn new_databases_get_the_templates_current_schema_and_version() {
     let detail = wait_counts(&app, &ws, 1, 1, 0).await;
     assert_eq!(detail["migration"]["counts"]["total"], 1);
 }
+
+#[tokio::test]
+async fn concurrent_migrations_of_one_template_are_recorded_in_one_order() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let calls = (1..=8).rev().map(|v| {
+        let ws = ws.clone();
+        let app = &app;
+        async move {
+            (
+                v,
+                migrate(app, &ws, v, &format!("CREATE TABLE t{v} (x)")).await,
+            )
+        }
+    });
+    let mut recorded = Vec::new();
+    for (v, (s, b)) in futures::future::join_all(calls).await {
+        match s {
+            StatusCode::CREATED => recorded.push(v),
+            _ => assert_problem(s, &b, StatusCode::CONFLICT, "version_not_increasing"),
+        }
+    }
+    recorded.sort();
+    assert!(!recorded.is_empty());
+    // The template has exactly the recorded migrations, at the latest version.
+    let (_, schema) = app.get("/v1/databases/acme/app-template/schema", &ws).await;
+    assert_eq!(schema["schemaVersion"], *recorded.last().unwrap());
+    let mut tables: Vec<i64> = schema["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().unwrap().strip_prefix('t')?.parse().ok())
+        .collect();
+    tables.sort();
+    assert_eq!(tables, recorded);
+    let (_, list) = app.get(MIGRATIONS, &ws).await;
+    let listed: Vec<i64> = list["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, recorded);
+}

@@ -138,7 +138,9 @@ pub async fn since(
 /// version with other SQL or a version not above the latest. The migration is applied to the
 /// template first (one transaction, with every earlier one the template may lack); if that
 /// fails nothing is recorded. Recording appends `template.migration_added` in the same
-/// control-plane transaction. The flag says whether this call recorded it.
+/// control-plane transaction, which is held (a per-template advisory lock on Postgres, the
+/// write lock on SQLite) while the template is migrated, so concurrent calls for one
+/// template apply and record in one order. The flag says whether this call recorded it.
 pub async fn record(
     cp: &ControlPlane,
     storage: &Storage,
@@ -146,21 +148,42 @@ pub async fn record(
     new: &NewMigration<'_>,
 ) -> Result<(TemplateMigration, bool), MigrationError> {
     let sum = checksum(new.sql);
+    // Fast path for re-runs (`persql migrate` skips these itself, curl may not).
     if let Some(found) = find(cp, template.id, new.version).await? {
-        return if found.checksum == sum {
-            Ok((found, false))
-        } else {
-            Err(MigrationError::Changed(new.version))
-        };
+        return same_or_changed(found, &sum);
     }
-    let latest = latest(cp, template.id).await?;
+    let mut tx = cp.begin().await?;
+    if cp.backend() == persql_events::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7202, hashtext($1))")
+            .bind(template.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let rows = sqlx::query(
+        "SELECT version, name, sql, checksum, created_at FROM template_migrations \
+         WHERE template_id = $1 ORDER BY version",
+    )
+    .bind(template.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let recorded = rows.iter().map(migration).collect::<Result<Vec<_>, _>>()?;
+    if let Some(found) = recorded.iter().find(|m| m.version == new.version) {
+        return same_or_changed(found.clone(), &sum);
+    }
+    let latest = recorded.last().map_or(0, |m| m.version);
     if new.version <= latest {
         return Err(MigrationError::NotIncreasing {
             version: new.version,
             latest,
         });
     }
-    let mut all = since(cp, template.id, 0).await?.to_vec();
+    let mut all: Vec<Migration> = recorded
+        .into_iter()
+        .map(|m| Migration {
+            version: m.version,
+            sql: m.sql,
+        })
+        .collect();
     all.push(Migration {
         version: new.version,
         sql: new.sql.to_owned(),
@@ -173,10 +196,9 @@ pub async fn record(
         return Err(MigrationError::Template(e));
     }
     let created_at = now_ms();
-    let mut tx = cp.begin().await?;
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO template_migrations (template_id, version, name, sql, checksum, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (template_id, version) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(template.id)
     .bind(new.version)
@@ -185,21 +207,7 @@ pub async fn record(
     .bind(&sum)
     .bind(created_at)
     .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        // A concurrent call recorded this version first.
-        tx.rollback().await?;
-        let found = find(cp, template.id, new.version)
-            .await?
-            .ok_or(MigrationError::NotFound)?;
-        return if found.checksum == sum {
-            Ok((found, false))
-        } else {
-            Err(MigrationError::Changed(new.version))
-        };
-    }
+    .await?;
     let event = Envelope::new(
         SOURCE,
         template.namespace_slug,
@@ -213,6 +221,8 @@ pub async fn record(
         },
     );
     outbox::append(&mut tx, cp.backend(), &[event]).await?;
+    // Should this commit fail after the template committed, the template is one version
+    // ahead of the record; a retried call finds its user_version there and records it.
     cp.commit(tx).await?;
     Ok((
         TemplateMigration {
@@ -224,6 +234,18 @@ pub async fn record(
         },
         true,
     ))
+}
+
+/// The recorded migration when its SQL is the same, else `Changed`.
+fn same_or_changed(
+    found: TemplateMigration,
+    sum: &str,
+) -> Result<(TemplateMigration, bool), MigrationError> {
+    if found.checksum == sum {
+        Ok((found, false))
+    } else {
+        Err(MigrationError::Changed(found.version))
+    }
 }
 
 /// Migration `version` of the template.
@@ -241,15 +263,6 @@ pub async fn find(
     .fetch_optional(cp.pool())
     .await?;
     Ok(row.as_ref().map(migration).transpose()?)
-}
-
-/// The template's latest recorded version (0 without migrations).
-pub async fn latest(cp: &ControlPlane, template_id: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT MAX(version) FROM template_migrations WHERE template_id = $1")
-        .bind(template_id)
-        .fetch_one(cp.pool())
-        .await?;
-    Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
 }
 
 /// Brings one database up to its template's latest migration before it is queried:
