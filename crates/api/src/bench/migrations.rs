@@ -46,8 +46,11 @@ pub struct MigrationsReport {
     /// From `POST …/migrations` to every database recorded at the new version.
     pub rollout_secs: f64,
     pub rollout_per_sec: f64,
-    /// The bare loop: open, `BEGIN IMMEDIATE`, the SQL, `user_version`, `COMMIT`, close.
+    /// The bare loop: open, `BEGIN IMMEDIATE`, the SQL, `user_version`, `COMMIT`, close,
+    /// one file after another; the mean of a run before and one after the rollout.
     pub bare_secs: f64,
+    pub bare_before_secs: f64,
+    pub bare_after_secs: f64,
     pub bare_per_sec: f64,
     /// `rollout_per_sec / bare_per_sec`.
     pub ratio: f64,
@@ -82,14 +85,9 @@ pub async fn run(
     let seed = root.join("seed.db");
     baseline::create_with_schema(&seed, &TEMPLATE_DDL)?;
 
-    // The bare loop first, on its own copies (removed afterwards to bound disk use).
-    eprintln!("bench: migrations: bare rusqlite loop over {databases} files…");
-    let bare_dir = root.join("bare");
-    let in_bare = bare_dir.clone();
-    let bare_paths = copies(&seed, databases, move |i| in_bare.join(format!("{i}.db"))).await?;
-    let bare_secs = tokio::task::spawn_blocking(move || bare_loop(&bare_paths)).await??;
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
-
+    // The bare loop runs before and after the rollout (the disk is shared and its speed
+    // drifts); the figure is the mean of the two.
+    let bare_before = bare(&root, &seed, databases).await?;
     let (persql, admin) = PerSql::start_with(root.join("persql"), |c| {
         c.migration_concurrency = concurrency;
     })
@@ -148,7 +146,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let during = {
         let (targets, stop) = (probe_targets.clone(), stop.clone());
-        client.run(run_probe(targets, probe_connections, stop))
+        client.spawn(run_probe(targets, probe_connections, stop))?
     };
     let t0 = Instant::now();
     api.post(
@@ -172,7 +170,7 @@ pub async fn run(
     }
     let rollout_secs = t0.elapsed().as_secs_f64();
     stop.cancel();
-    let during = during.await??;
+    let during = during.await.context("probe task panicked")??;
     for i in [0, databases - 1] {
         let loc = DbLocation::new(&ns_id, &db_id(i))?;
         ensure!(
@@ -181,6 +179,8 @@ pub async fn run(
         );
     }
     persql.stop().await;
+    let bare_after = bare(&root, &seed, databases).await?;
+    let bare_secs = (bare_before + bare_after) / 2.0;
 
     let rollout_per_sec = ratio(databases as f64, rollout_secs);
     let bare_per_sec = ratio(databases as f64, bare_secs);
@@ -190,12 +190,25 @@ pub async fn run(
         rollout_secs,
         rollout_per_sec,
         bare_secs,
+        bare_before_secs: bare_before,
+        bare_after_secs: bare_after,
         bare_per_sec,
         ratio: ratio(rollout_per_sec, bare_per_sec),
         p99_ratio: ratio(during.latency.p99_ms, idle.latency.p99_ms),
         idle,
         during,
     })
+}
+
+/// The bare loop over fresh copies of `seed` (removed afterwards to bound disk use): seconds.
+async fn bare(root: &Path, seed: &Path, databases: usize) -> anyhow::Result<f64> {
+    eprintln!("bench: migrations: bare rusqlite loop over {databases} files…");
+    let bare_dir = root.join("bare");
+    let in_bare = bare_dir.clone();
+    let paths = copies(seed, databases, move |i| in_bare.join(format!("{i}.db"))).await?;
+    let secs = tokio::task::spawn_blocking(move || bare_loop(&paths)).await??;
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
+    Ok(secs)
 }
 
 fn db_id(i: usize) -> String {
@@ -353,8 +366,8 @@ impl MigrationsReport {
     pub fn table(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "migration rollout, {} dbs (concurrency {}): {:.0}/s ({:.1} s) vs bare rusqlite loop {:.0}/s ({:.1} s): ratio {:.2}\n",
-            self.databases, self.concurrency, self.rollout_per_sec, self.rollout_secs, self.bare_per_sec, self.bare_secs, self.ratio
+            "migration rollout, {} dbs (concurrency {}): {:.0}/s ({:.1} s) vs bare rusqlite loop {:.0}/s (mean of {:.1} s before, {:.1} s after): ratio {:.2}\n",
+            self.databases, self.concurrency, self.rollout_per_sec, self.rollout_secs, self.bare_per_sec, self.bare_before_secs, self.bare_after_secs, self.ratio
         ));
         s.push_str(&format!(
             "  probe on unrelated dbs p50/p99: idle {:.2}/{:.2} ms ({:.0}/s), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
