@@ -1,11 +1,13 @@
-//! Template migrations without the rollout's help: lazy catch-up before a request (once,
-//! under concurrent queries), resuming after a restart, and dry runs.
+//! Template migrations on the user databases: failures and retries, lazy catch-up before a
+//! request (once, under concurrent queries), resuming after a restart, and dry runs.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::migrations::{MIGRATIONS, entries_shape, migrate, wait_counts};
-use crate::support::TestApp;
+use crate::support::{TestApp, assert_problem};
 
 /// Adds a column, and logs itself in `audit`: applying it twice would fail on the column and
 /// would leave two rows.
@@ -159,4 +161,111 @@ async fn a_dry_run_reports_what_would_fail_and_changes_nothing() {
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     }
+}
+
+#[tokio::test]
+async fn failed_databases_are_listed_keep_serving_and_can_be_retried() {
+    let app = TestApp::spawn().await;
+    let ws = app.with_template("acme").await;
+    let (good_token, good) = app.provision(&ws, "good").await;
+    let (bad_token, bad) = app.provision(&ws, "bad").await;
+    app.provision(&ws, "also-good").await;
+    for _ in 0..2 {
+        app.sql(
+            &bad_token,
+            &bad,
+            "INSERT INTO entries (body) VALUES ('dup')",
+            json!([]),
+        )
+        .await;
+    }
+    let (s, b) = migrate(
+        &app,
+        &ws,
+        1,
+        "CREATE UNIQUE INDEX entries_body_unique ON entries (body)",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let detail = wait_counts(&app, &ws, 1, 2, 1).await;
+    assert_eq!(detail["migration"]["counts"]["total"], 3);
+    assert_eq!(detail["migration"]["counts"]["pending"], 0);
+    let failed = &detail["failed"];
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(
+        format!("acme/{}", failed[0]["database"].as_str().unwrap()),
+        bad
+    );
+    assert_eq!(failed[0]["currentVersion"], 0);
+    assert_eq!(failed[0]["attempts"], 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("UNIQUE constraint failed"),
+        "{failed}"
+    );
+    // The failed database stays at version 0 and keeps serving, reads and writes.
+    let (version, _) = entries_shape(&app, &bad_token, &bad).await;
+    assert_eq!(version, 0);
+    app.sql(
+        &bad_token,
+        &bad,
+        "INSERT INTO entries (body) VALUES ('more')",
+        json!([]),
+    )
+    .await;
+    let (version, _) = entries_shape(&app, &good_token, &good).await;
+    assert_eq!(version, 1);
+    let cp = app.control_plane().await;
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT type, body FROM events WHERE type IN ('migration.applied', 'migration.failed') ORDER BY seq",
+    )
+    .fetch_all(cp.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.0 == "migration.applied").count(),
+        2
+    );
+    let failures: Vec<&(String, String)> = events
+        .iter()
+        .filter(|e| e.0 == "migration.failed")
+        .collect();
+    assert_eq!(failures.len(), 1);
+    let f: Value = serde_json::from_str(&failures[0].1).unwrap();
+    assert!(
+        f["data"]["error"].as_str().unwrap().contains("UNIQUE"),
+        "{f}"
+    );
+    // Retry without fixing: fails again, attempts 2.
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/1/retry"), &ws, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b["queued"], 1);
+    let mut attempts = Value::Null;
+    for _ in 0..1200 {
+        let (_, d) = app.get(&format!("{MIGRATIONS}/1"), &ws).await;
+        attempts = d["failed"][0]["attempts"].clone();
+        if attempts == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts, 2);
+    // Fix the data, retry: applied everywhere.
+    app.sql(&bad_token, &bad, "DELETE FROM entries WHERE body = 'dup' AND id > (SELECT MIN(id) FROM entries WHERE body = 'dup')", json!([])).await;
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/1/retry"), &ws, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let detail = wait_counts(&app, &ws, 1, 3, 0).await;
+    assert_eq!(detail["failed"], json!([]));
+    let (version, _) = entries_shape(&app, &bad_token, &bad).await;
+    assert_eq!(version, 1);
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}/9/retry"), &ws, json!({}))
+        .await;
+    assert_problem(s, &b, StatusCode::NOT_FOUND, "migration_not_found");
 }

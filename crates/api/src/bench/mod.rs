@@ -9,6 +9,7 @@ mod load;
 mod metering;
 mod migrations;
 mod phases;
+mod probe;
 mod report;
 mod target;
 

@@ -4,6 +4,7 @@
 //! tried without effect (`dry_run`), and reported (`status`).
 
 pub mod dry_run;
+mod progress;
 pub mod rollout;
 pub mod status;
 pub mod versions;

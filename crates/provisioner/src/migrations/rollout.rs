@@ -10,13 +10,15 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use futures::StreamExt;
 use persql_events::{
-    Backend, ControlPlane, Envelope, Handler, HandlerError, MigrationApplied, MigrationFailed,
-    StoreError, Tx, now_ms, outbox,
+    ControlPlane, Envelope, Handler, HandlerError, MigrationApplied, MigrationFailed, StoreError,
+    Tx, outbox,
 };
 use persql_storage::{DbLocation, MigrateOutcome, Migrations, Storage, StorageError};
 use sqlx::Row;
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+
+use super::progress::{advance, fail};
 
 const PAGE: i64 = 512;
 const SOURCE: &str = "/persql/provisioner";
@@ -240,67 +242,6 @@ impl Rollout {
         self.cp.commit(tx).await?;
         Ok(report)
     }
-}
-
-/// Records that `version` failed on the database; returns its attempt count.
-async fn fail(
-    tx: &mut Tx,
-    template_id: &str,
-    database_id: &str,
-    version: i64,
-    error: &str,
-) -> Result<i64, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO migration_failures \
-         (database_id, template_id, version, state, error, attempts, updated_at) \
-         VALUES ($1, $2, $3, 'failed', $4, 1, $5) \
-         ON CONFLICT (database_id, version) DO UPDATE SET state = 'failed', \
-         error = excluded.error, attempts = migration_failures.attempts + 1, \
-         updated_at = excluded.updated_at RETURNING attempts",
-    )
-    .bind(database_id)
-    .bind(template_id)
-    .bind(version)
-    .bind(error)
-    .bind(now_ms())
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.try_get(0)?)
-}
-
-/// Moves the databases' known version to `version` (never back) and drops the failures
-/// they have now overcome.
-async fn advance(
-    tx: &mut Tx,
-    backend: Backend,
-    version: i64,
-    ids: &[(i64, String)],
-) -> Result<(), StoreError> {
-    let list = backend.list(2, ids.len());
-    let update = format!(
-        "UPDATE databases SET schema_version = {} WHERE schema_version < {} AND id IN ({list})",
-        backend.param(1),
-        backend.param(1),
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(update)).bind(version);
-    if backend == Backend::Sqlite {
-        // Anonymous `?` placeholders bind in order of appearance.
-        q = q.bind(version);
-    }
-    for (_, id) in ids {
-        q = q.bind(id.clone());
-    }
-    q.execute(&mut **tx).await?;
-    let delete = format!(
-        "DELETE FROM migration_failures WHERE version <= {} AND database_id IN ({list})",
-        backend.param(1)
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(delete)).bind(version);
-    for (_, id) in ids {
-        q = q.bind(id.clone());
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Wakes the rollout when a migration is recorded or retried (any process).
