@@ -79,7 +79,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     pub migration_databases: usize,
     /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pub migration_concurrency: usize,
     /// Closed-loop connections of the migrations phase's probe on unrelated databases.
     #[arg(long, default_value_t = 4)]

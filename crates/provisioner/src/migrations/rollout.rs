@@ -103,6 +103,9 @@ impl Rollout {
         .fetch_all(self.cp.pool())
         .await?;
         let mut report = PassReport::default();
+        // A page's control-plane commit (shared with query events and metering, so it can
+        // wait) overlaps the next page's tenant work; at most one is in flight.
+        let mut recording: Option<JoinHandle<Result<PassReport, StoreError>>> = None;
         for r in templates {
             let (template_id, latest): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
             let migrations = super::since(&self.cp, &template_id, 0).await?;
@@ -122,9 +125,17 @@ impl Rollout {
                     .buffer_unordered(self.concurrency)
                     .collect::<Vec<_>>()
                     .await;
-                let page_report = self.record(&template_id, results).await?;
-                report.applied += page_report.applied;
-                report.failed += page_report.failed;
+                if let Some(previous) = recording.take() {
+                    report.add(joined(previous).await?);
+                }
+                recording = Some(tokio::spawn(record(
+                    self.cp.clone(),
+                    template_id.clone(),
+                    results,
+                )));
+            }
+            if let Some(previous) = recording.take() {
+                report.add(joined(previous).await?);
             }
         }
         Ok(report)
@@ -172,76 +183,93 @@ impl Rollout {
         let loc = DbLocation::new(&t.namespace_id, &t.id)?;
         self.storage.migrate_uncached(&loc, migrations).await
     }
+}
 
-    /// Commits one page's outcomes and their events in one control-plane transaction.
-    async fn record(
-        &self,
-        template_id: &str,
-        results: Vec<(Target, Result<MigrateOutcome, StorageError>)>,
-    ) -> Result<PassReport, StoreError> {
-        let backend = self.cp.backend();
-        let mut report = PassReport::default();
-        let mut events = Vec::new();
-        let mut moved: Vec<(i64, String)> = Vec::new();
-        let mut tx = self.cp.begin().await?;
-        for (t, out) in results {
-            let out = match out {
-                Ok(out) => out,
-                // Deleted meanwhile: nothing to migrate.
-                Err(StorageError::NotFound) => continue,
-                Err(e) => {
-                    // Not the migration's fault (I/O, a lock held too long): the next pass retries.
-                    tracing::warn!(database = %t.id, error = %e, "migrating a database failed");
-                    continue;
-                }
-            };
-            let subject = format!("databases/{}", t.id);
-            if out.after > t.known {
-                moved.push((out.after, t.id.clone()));
-                report.applied += 1;
-                events.push(Envelope::new(
-                    SOURCE,
-                    &t.namespace_slug,
-                    &subject,
-                    &MigrationApplied {
-                        database_id: t.id.clone(),
-                        namespace_id: t.namespace_id.clone(),
-                        template_id: template_id.to_owned(),
-                        version: out.after,
-                        from_version: t.known,
-                    },
-                ));
-            }
-            if let Some((version, error)) = out.failed {
-                report.failed += 1;
-                let error = error.to_string();
-                let attempts = fail(&mut tx, template_id, &t.id, version, &error).await?;
-                events.push(Envelope::new(
-                    SOURCE,
-                    &t.namespace_slug,
-                    &subject,
-                    &MigrationFailed {
-                        database_id: t.id.clone(),
-                        namespace_id: t.namespace_id.clone(),
-                        template_id: template_id.to_owned(),
-                        version,
-                        current_version: out.after.max(t.known),
-                        error,
-                        attempts: attempts as u64,
-                    },
-                ));
-            }
-        }
-        moved.sort();
-        for group in moved.chunk_by(|a, b| a.0 == b.0) {
-            for chunk in group.chunks(500) {
-                advance(&mut tx, backend, chunk[0].0, chunk).await?;
-            }
-        }
-        outbox::append(&mut tx, backend, &events).await?;
-        self.cp.commit(tx).await?;
-        Ok(report)
+/// The output of a spawned page commit.
+async fn joined(
+    handle: JoinHandle<Result<PassReport, StoreError>>,
+) -> Result<PassReport, StoreError> {
+    handle
+        .await
+        .map_err(|e| StoreError::Apply(format!("recording a rollout page: {e}")))?
+}
+
+impl PassReport {
+    fn add(&mut self, other: PassReport) {
+        self.applied += other.applied;
+        self.failed += other.failed;
     }
+}
+
+/// Commits one page's outcomes and their events in one control-plane transaction.
+async fn record(
+    cp: ControlPlane,
+    template_id: String,
+    results: Vec<(Target, Result<MigrateOutcome, StorageError>)>,
+) -> Result<PassReport, StoreError> {
+    let template_id = template_id.as_str();
+    let backend = cp.backend();
+    let mut report = PassReport::default();
+    let mut events = Vec::new();
+    let mut moved: Vec<(i64, String)> = Vec::new();
+    let mut tx = cp.begin().await?;
+    for (t, out) in results {
+        let out = match out {
+            Ok(out) => out,
+            // Deleted meanwhile: nothing to migrate.
+            Err(StorageError::NotFound) => continue,
+            Err(e) => {
+                // Not the migration's fault (I/O, a lock held too long): the next pass retries.
+                tracing::warn!(database = %t.id, error = %e, "migrating a database failed");
+                continue;
+            }
+        };
+        let subject = format!("databases/{}", t.id);
+        if out.after > t.known {
+            moved.push((out.after, t.id.clone()));
+            report.applied += 1;
+            events.push(Envelope::new(
+                SOURCE,
+                &t.namespace_slug,
+                &subject,
+                &MigrationApplied {
+                    database_id: t.id.clone(),
+                    namespace_id: t.namespace_id.clone(),
+                    template_id: template_id.to_owned(),
+                    version: out.after,
+                    from_version: t.known,
+                },
+            ));
+        }
+        if let Some((version, error)) = out.failed {
+            report.failed += 1;
+            let error = error.to_string();
+            let attempts = fail(&mut tx, template_id, &t.id, version, &error).await?;
+            events.push(Envelope::new(
+                SOURCE,
+                &t.namespace_slug,
+                &subject,
+                &MigrationFailed {
+                    database_id: t.id.clone(),
+                    namespace_id: t.namespace_id.clone(),
+                    template_id: template_id.to_owned(),
+                    version,
+                    current_version: out.after.max(t.known),
+                    error,
+                    attempts: attempts as u64,
+                },
+            ));
+        }
+    }
+    moved.sort();
+    for group in moved.chunk_by(|a, b| a.0 == b.0) {
+        for chunk in group.chunks(500) {
+            advance(&mut tx, backend, chunk[0].0, chunk).await?;
+        }
+    }
+    outbox::append(&mut tx, backend, &events).await?;
+    cp.commit(tx).await?;
+    Ok(report)
 }
 
 /// Wakes the rollout when a migration is recorded or retried (any process).
