@@ -151,6 +151,20 @@ async fn a_dry_run_reports_what_would_fail_and_changes_nothing() {
         .collect();
     assert!(index_names.contains(&"entries_body"), "{schema}");
     assert!(!index_names.contains(&"u"), "{schema}");
+    // A dry run refuses what recording would refuse.
+    assert_eq!(
+        migrate(&app, &ws, 2, "CREATE TABLE two (x)").await.0,
+        StatusCode::CREATED
+    );
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}?dryRun=true"), &ws, body.clone())
+        .await;
+    assert_problem(s, &b, StatusCode::CONFLICT, "version_not_increasing");
+    let changed = json!({ "version": 2, "name": "two", "sql": "CREATE TABLE other (x)" });
+    let (s, b) = app
+        .post(&format!("{MIGRATIONS}?dryRun=true"), &ws, changed)
+        .await;
+    assert_problem(s, &b, StatusCode::CONFLICT, "migration_changed");
     for bad_sample in ["0", "10001", "x"] {
         let (s, b) = app
             .post(

@@ -41,6 +41,19 @@ pub async fn dry_run(
     new: &NewMigration<'_>,
     sample: i64,
 ) -> Result<DryRunReport, MigrationError> {
+    // The same refusals as recording: a dry run answers what the real call would.
+    let recorded = super::list(cp, template.id).await?;
+    let latest = recorded.last().map_or(0, |m| m.version);
+    if let Some(found) = recorded.iter().find(|m| m.version == new.version) {
+        if found.checksum != super::checksum(new.sql) {
+            return Err(MigrationError::Changed(new.version));
+        }
+    } else if new.version <= latest {
+        return Err(MigrationError::NotIncreasing {
+            version: new.version,
+            latest,
+        });
+    }
     let mut all = since(cp, template.id, 0).await?.to_vec();
     all.retain(|m| m.version < new.version);
     all.push(Migration {
