@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use persql_events::{
-    Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher, TokensRevoked,
+    Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher,
+    TemplateMigrationAdded, TokensRevoked,
 };
 use persql_metering::MeteringHandler;
-use persql_provisioner::{ProvisionHandler, ReadyWaiter, Registry, sampler};
+use persql_provisioner::{
+    ProvisionHandler, ReadyWaiter, Registry,
+    migrations::{Rollout, TemplateVersions},
+    sampler,
+};
 use persql_storage::Storage;
 use sqlx::Row;
 use tokio::task::JoinHandle;
@@ -88,6 +93,14 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     if matches!(components, Components::All | Components::Provisioner) {
         let handler = ProvisionHandler::new(storage.clone(), cp.backend(), waiter.clone());
         tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+        if config.migration_rollout != "off" {
+            let rollout = Rollout::new(cp.clone(), storage.clone(), config.migration_concurrency);
+            tasks.push(bus.spawn_consumer(Arc::new(rollout.trigger()), shutdown.clone()));
+            tasks.push(rollout.spawn(
+                std::time::Duration::from_secs(config.migration_rescan_secs.max(1)),
+                shutdown.clone(),
+            ));
+        }
         if config.metering_enabled() {
             let interval = std::time::Duration::from_secs(config.storage_sample_secs.max(1));
             tasks.push(sampler::spawn(
@@ -122,6 +135,9 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     let funding = Funding::load(&cp, prices, config.metering_enabled())
         .await
         .context("loading balances")?;
+    let template_versions = TemplateVersions::load(&cp)
+        .await
+        .context("loading template migration versions")?;
     tasks.push(batcher);
     let cors = crate::cors::layer(&config.cors_origins)?;
     let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
@@ -135,7 +151,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
         auth: Auth::new(cp.clone()),
-        databases: DatabaseCache::new(cp.clone()),
+        databases: DatabaseCache::new(cp.clone(), template_versions.clone()),
         config,
         cp: cp.clone(),
         bus: bus.clone(),
@@ -149,6 +165,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         limiter,
         signing_key,
         grants_used: GrantUsage::new(cp.clone()),
+        template_versions,
     }));
     tasks.push(spawn_invalidation(&state, tail));
     Ok(Running {
@@ -165,12 +182,16 @@ fn invalidating(ty: &str) -> bool {
     ty.starts_with("balance.")
         || matches!(
             ty,
-            "token.revoked" | "database.deleted" | "database.provisioned"
+            "token.revoked"
+                | "database.deleted"
+                | "database.provisioned"
+                | "template.migration_added"
         )
 }
 
 /// Keeps this process's caches in step with changes made anywhere: revoked tokens and
-/// deleted databases are forgotten, provision waiters are woken, balances follow metering.
+/// deleted databases are forgotten, provision waiters are woken, balances follow metering,
+/// templates' latest migration versions rise.
 fn spawn_invalidation(
     state: &AppState,
     mut rx: tokio::sync::mpsc::Receiver<persql_events::Envelope>,
@@ -186,6 +207,10 @@ fn spawn_invalidation(
                 state.databases.forget(&d.database_id);
             } else if e.is::<Provisioned>() {
                 state.waiter.wake();
+            } else if let Some(Ok(m)) = e.decode::<TemplateMigrationAdded>() {
+                // Recorded by another API process: databases of the template catch up on
+                // their next request.
+                state.template_versions.raise(&m.template_id, m.version);
             }
         }
     })

@@ -257,6 +257,8 @@ impl FromRequestParts<AppState> for DatabaseAccess {
         if let Some(grant) = &principal.grant_id {
             state.grants_used.touch(grant);
         }
+        // No request sees a schema older than the template's latest recorded migration.
+        crate::catch_up::catch_up(state, &entry).await;
         Ok(Self {
             principal,
             db: entry,

@@ -35,6 +35,8 @@ enum Command {
     Events(EventsArgs),
     /// Measure PerSQL against baselines in one process and print figures and ratios.
     Bench(crate::bench::BenchArgs),
+    /// Apply a folder of `NNNN_name.sql` migrations to a template over HTTP.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::tail::tail(args, shutdown).await
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Migrate(args) => crate::migrate::run(args).await,
     }
 }
 

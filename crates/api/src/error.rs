@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use persql_events::StoreError;
-use persql_provisioner::RegistryError;
+use persql_provisioner::{RegistryError, migrations::MigrationError};
 use persql_storage::StorageError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -48,8 +48,8 @@ pub enum ApiError {
     /// 403: `forbidden` (wrong kind of token), `ddl_not_allowed`, `statement_not_allowed`.
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
-    /// 404: `database_not_found`, `namespace_not_found`, `template_not_found`, `not_found`,
-    /// `app_not_connected`.
+    /// 404: `database_not_found`, `namespace_not_found`, `template_not_found`,
+    /// `migration_not_found`, `app_not_connected`, `not_found`.
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
     /// 402: `insufficient_funds`: the billed namespace's balance is used up.
@@ -58,7 +58,8 @@ pub enum ApiError {
     /// 408: `query_timeout`.
     #[error("the query ran past its time limit")]
     QueryTimeout,
-    /// 409: `namespace_exists`, `database_exists`, `account_exists`.
+    /// 409: `namespace_exists`, `database_exists`, `account_exists`, `migration_changed`,
+    /// `version_not_increasing`.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     /// 413: `payload_too_large`, `result_too_large`.
@@ -243,6 +244,25 @@ impl From<RegistryError> for ApiError {
                 Self::not_found("template_not_found", "no such template database")
             }
             RegistryError::NotFound => Self::database_not_found(),
+        }
+    }
+}
+
+impl From<MigrationError> for ApiError {
+    fn from(e: MigrationError) -> Self {
+        match e {
+            MigrationError::Store(e) => e.into(),
+            MigrationError::Changed(_) => Self::Conflict {
+                code: "migration_changed",
+                detail: e.to_string(),
+            },
+            MigrationError::NotIncreasing { .. } => Self::Conflict {
+                code: "version_not_increasing",
+                detail: e.to_string(),
+            },
+            // SQLite's message as is (400 `sql_error`), or the authorizer's refusal (403).
+            MigrationError::Template(e) => e.into(),
+            MigrationError::NotFound => Self::not_found("migration_not_found", "no such migration"),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod apps;
 pub mod billing;
 pub mod databases;
+pub mod migrations;
 pub mod oauth;
 pub mod provision;
 pub mod query;
@@ -66,6 +67,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::create_topup))
         .routes(routes!(billing::get_balance))
         .routes(routes!(billing::get_usage))
+        .routes(routes!(
+            migrations::create_migration,
+            migrations::list_migrations
+        ))
+        .routes(routes!(migrations::get_migration))
+        .routes(routes!(migrations::retry_migration))
         .routes(routes!(system::healthz))
         .routes(routes!(apps::create_app))
         .routes(routes!(account::api::list_connected_apps))

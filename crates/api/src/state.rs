@@ -1,10 +1,14 @@
 //! Shared application state handed to every handler.
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{
+    ops::Deref,
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
 
 use moka::future::Cache;
 use persql_events::{Bus, ControlPlane, QueryEventBatcher};
-use persql_provisioner::{DatabaseState, ReadyWaiter, Registry};
+use persql_provisioner::{DatabaseState, ReadyWaiter, Registry, migrations::TemplateVersions};
 use persql_storage::{DbLocation, Storage};
 use sqlx::Row;
 
@@ -52,6 +56,8 @@ pub struct App {
     pub signing_key: SigningKey,
     /// Debounced `last_used_at` of OAuth grants.
     pub grants_used: GrantUsage,
+    /// Each template's latest migration version (the query path's catch-up check).
+    pub template_versions: TemplateVersions,
 }
 
 impl App {
@@ -67,30 +73,46 @@ impl App {
 }
 
 /// A query-ready database as the query path needs it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DbEntry {
     pub id: String,
     pub namespace_id: String,
     pub namespace_slug: String,
     pub slug: String,
     pub location: DbLocation,
+    /// The template it was created from, with that template's latest migration version
+    /// (a cell shared by every database of the template, raised when one is recorded).
+    pub template: Option<(String, Arc<AtomicI64>)>,
+    /// The migration version this process knows the database has (a lower bound: the
+    /// file's user_version is the truth).
+    pub version: AtomicI64,
+    /// A version whose catch-up failed here: not tried again on every query (the rollout
+    /// and its retry endpoint take it from there).
+    pub blocked: AtomicI64,
+    /// Held while this process catches the database up: one catch-up at a time.
+    pub migrating: tokio::sync::Mutex<()>,
 }
 
 /// `(namespace slug, database slug)` → ready database, cached. Deletion invalidates.
 #[derive(Clone)]
 pub struct DatabaseCache {
     cp: ControlPlane,
+    versions: TemplateVersions,
     cache: Cache<(String, String), Arc<DbEntry>>,
 }
 
 impl DatabaseCache {
-    pub fn new(cp: ControlPlane) -> Self {
+    pub fn new(cp: ControlPlane, versions: TemplateVersions) -> Self {
         let cache = Cache::builder()
             .max_capacity(200_000)
             .time_to_idle(Duration::from_secs(600))
             .support_invalidation_closures()
             .build();
-        Self { cp, cache }
+        Self {
+            cp,
+            versions,
+            cache,
+        }
     }
 
     /// The ready database `ns/db`, if any.
@@ -100,7 +122,8 @@ impl DatabaseCache {
             return Ok(Some(e));
         }
         let row = sqlx::query(
-            "SELECT d.id, d.namespace_id, d.state FROM databases d JOIN namespaces n ON n.id = d.namespace_id \
+            "SELECT d.id, d.namespace_id, d.state, d.template_id, d.schema_version \
+             FROM databases d JOIN namespaces n ON n.id = d.namespace_id \
              WHERE n.slug = $1 AND d.slug = $2",
         )
         .bind(ns)
@@ -115,12 +138,20 @@ impl DatabaseCache {
         let id: String = r.try_get(0)?;
         let namespace_id: String = r.try_get(1)?;
         let location = DbLocation::new(&namespace_id, &id)?;
+        let template: Option<String> = r.try_get(3)?;
         let entry = Arc::new(DbEntry {
             id,
             namespace_id,
             namespace_slug: ns.to_owned(),
             slug: db.to_owned(),
             location,
+            template: template.map(|t| {
+                let cell = self.versions.cell(&t);
+                (t, cell)
+            }),
+            version: AtomicI64::new(r.try_get(4)?),
+            blocked: AtomicI64::new(0),
+            migrating: tokio::sync::Mutex::new(()),
         });
         self.cache.insert(key, entry.clone()).await;
         Ok(Some(entry))

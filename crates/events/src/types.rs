@@ -216,6 +216,62 @@ pub struct GrantRevoked {
     pub token_ids: Vec<String>,
 }
 payload!(GrantRevoked, "grant.revoked");
+/// A migration was recorded for a template (and applied to the template itself); the
+/// provisioner rolls it out to every database created from the template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMigrationAdded {
+    pub template_id: String,
+    pub namespace_id: String,
+    pub version: i64,
+    pub name: String,
+    /// Hex SHA-256 of the migration's SQL.
+    pub checksum: String,
+}
+payload!(TemplateMigrationAdded, "template.migration_added");
+
+/// A workspace asked to retry a migration on the databases it failed on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMigrationRetried {
+    pub template_id: String,
+    pub namespace_id: String,
+    pub version: i64,
+    /// Failed databases queued for another attempt.
+    pub databases: u64,
+}
+payload!(TemplateMigrationRetried, "template.migration_retried");
+
+/// A database reached a template migration version (whoever applied it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationApplied {
+    pub database_id: String,
+    pub namespace_id: String,
+    pub template_id: String,
+    /// The version now in the database.
+    pub version: i64,
+    /// The version the control plane knew before.
+    pub from_version: i64,
+}
+payload!(MigrationApplied, "migration.applied");
+
+/// A template migration failed on a database; it stays at its last good version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationFailed {
+    pub database_id: String,
+    pub namespace_id: String,
+    pub template_id: String,
+    /// The version that failed.
+    pub version: i64,
+    /// The version the database stays at.
+    pub current_version: i64,
+    /// SQLite's message.
+    pub error: String,
+    pub attempts: u64,
+}
+payload!(MigrationFailed, "migration.failed");
 
 #[cfg(test)]
 mod tests {
@@ -323,6 +379,35 @@ mod tests {
             snapshot(BalanceRestored {
                 namespace_id: "01937c0000000000000000000000000a".into(),
                 balance: "5".into(),
+            }),
+            snapshot(TemplateMigrationAdded {
+                template_id: "01937c0000000000000000000000000c".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                version: 2,
+                name: "add_done".into(),
+                checksum: "ab".repeat(32),
+            }),
+            snapshot(TemplateMigrationRetried {
+                template_id: "01937c0000000000000000000000000c".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                version: 2,
+                databases: 3,
+            }),
+            snapshot(MigrationApplied {
+                database_id: "01937c0000000000000000000000000b".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                template_id: "01937c0000000000000000000000000c".into(),
+                version: 2,
+                from_version: 1,
+            }),
+            snapshot(MigrationFailed {
+                database_id: "01937c0000000000000000000000000b".into(),
+                namespace_id: "01937c0000000000000000000000000a".into(),
+                template_id: "01937c0000000000000000000000000c".into(),
+                version: 2,
+                current_version: 1,
+                error: "UNIQUE constraint failed: entries.slug".into(),
+                attempts: 1,
             }),
         ];
         insta::assert_json_snapshot!(all, {

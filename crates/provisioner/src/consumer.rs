@@ -70,8 +70,8 @@ impl Handler for ProvisionHandler {
         // The file is created before the transaction commits. If we crash in between, the
         // redelivered request finds the row still pending and `create` replaces the file:
         // nobody can have written to a database that was never reported ready.
-        match self.storage.create(&loc, template.as_ref()).await {
-            Ok(()) => {}
+        let version = match self.storage.create(&loc, template.as_ref()).await {
+            Ok(version) => version,
             Err(StorageError::NotFound) => {
                 return fail(
                     tx,
@@ -83,9 +83,13 @@ impl Handler for ProvisionHandler {
                 .await;
             }
             Err(e) => return Err(HandlerError(format!("creating {}: {e}", req.database_id))),
-        }
-        sqlx::query("UPDATE databases SET state = 'ready', ready_at = $1 WHERE id = $2")
-            .bind(now_ms())
+        };
+        // The image carries the template's migration version (its user_version).
+        sqlx::query(
+            "UPDATE databases SET state = 'ready', ready_at = $1, schema_version = $2 WHERE id = $3",
+        )
+        .bind(now_ms())
+        .bind(version)
             .bind(&req.database_id)
             .execute(&mut **tx)
             .await?;

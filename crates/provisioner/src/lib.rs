@@ -1,7 +1,9 @@
 //! The database registry and the provisioner: the consumer that creates tenant databases
-//! from their templates when `database.provision_requested` events arrive.
+//! from their templates when `database.provision_requested` events arrive, and rolls
+//! template migrations out to them.
 
 pub mod consumer;
+pub mod migrations;
 pub mod registry;
 pub mod sampler;
 pub mod waiter;

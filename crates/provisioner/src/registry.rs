@@ -241,6 +241,12 @@ impl Registry {
             .bind(id)
             .execute(&mut **tx)
             .await?;
+        for q in [
+            "DELETE FROM template_migrations WHERE template_id = $1",
+            "DELETE FROM migration_failures WHERE database_id = $1 OR template_id = $1",
+        ] {
+            sqlx::query(q).bind(id).execute(&mut **tx).await?;
+        }
         sqlx::query("UPDATE databases SET template_id = NULL WHERE template_id = $1")
             .bind(id)
             .execute(&mut **tx)

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::StatementStatus;
 
-use crate::authorizer::Mode;
+use crate::authorizer::{Mode, SharedGate};
 use crate::conn::Conn;
 use crate::params::bind;
 use crate::{BatchError, Limits, Role, Statement, StorageError, keyword, values};
@@ -110,27 +110,7 @@ impl Conn {
         }
         self.gate.lock().enter(Mode::Tenant(role));
         let gate = self.gate.clone();
-        let refused = |e: rusqlite::Error| -> StorageError {
-            let mut g = gate.lock();
-            if g.timed_out {
-                StorageError::Timeout
-            } else if let Some(d) = g.denial.take() {
-                d.into_error()
-            } else if g.schema_write && !g.ddl {
-                StorageError::StatementNotAllowed("writes to sqlite_schema are not allowed".into())
-            } else {
-                match StorageError::from_tenant(e) {
-                    // SQLite refuses DML on schema and (defensive mode) shadow
-                    // tables before asking the authorizer.
-                    StorageError::Sql(m)
-                        if m.starts_with("table ") && m.ends_with("may not be modified") =>
-                    {
-                        StorageError::StatementNotAllowed(m)
-                    }
-                    other => other,
-                }
-            }
-        };
+        let refused = |e: rusqlite::Error| refused(&gate, e);
         let db = &self.db;
         let mut prepared = db.prepare_cached(&stmt.sql).map_err(refused)?;
         {
@@ -209,5 +189,29 @@ impl Conn {
             last_insert_rowid,
             duration: start.elapsed(),
         })
+    }
+}
+
+/// The public error for a tenant statement SQLite refused: a timeout, the authorizer's
+/// denial, or SQLite's own message.
+pub(crate) fn refused(gate: &SharedGate, e: rusqlite::Error) -> StorageError {
+    let mut g = gate.lock();
+    if g.timed_out {
+        StorageError::Timeout
+    } else if let Some(d) = g.denial.take() {
+        d.into_error()
+    } else if g.schema_write && !g.ddl {
+        StorageError::StatementNotAllowed("writes to sqlite_schema are not allowed".into())
+    } else {
+        match StorageError::from_tenant(e) {
+            // SQLite refuses DML on schema and (defensive mode) shadow
+            // tables before asking the authorizer.
+            StorageError::Sql(m)
+                if m.starts_with("table ") && m.ends_with("may not be modified") =>
+            {
+                StorageError::StatementNotAllowed(m)
+            }
+            other => other,
+        }
     }
 }

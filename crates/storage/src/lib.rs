@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod keyword;
 mod location;
+mod migrate;
 mod params;
 mod storage;
 mod template;
@@ -29,5 +30,6 @@ pub use describe::{
 pub use error::{BatchError, StorageError};
 pub use exec::QueryResult;
 pub use location::{DbLocation, Role, UnknownRole};
+pub use migrate::{MigrateOutcome, Migration, Migrations};
 pub use params::{Params, Statement};
 pub use storage::Storage;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::cache::{Inner, remove_if_exists, sidecar};
 use crate::describe::{Schema, describe};
+use crate::migrate::{MigrateOutcome, Migrations, Open};
 use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig, StorageError};
 
 /// Tenant databases: one SQLite file per database, connections cached.
@@ -45,12 +46,13 @@ impl Storage {
     }
 
     /// Creates the database (replacing a file left by an earlier attempt),
-    /// with `template`'s schema and user_version but none of its rows.
+    /// with `template`'s schema and user_version but none of its rows. Returns that
+    /// user_version (the template's migration version; 0 without a template).
     pub async fn create(
         &self,
         loc: &DbLocation,
         template: Option<&DbLocation>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<i64, StorageError> {
         let (loc, template) = (loc.clone(), template.cloned());
         self.blocking(move |inner| inner.create(&loc, template.as_ref()))
             .await
@@ -116,6 +118,63 @@ impl Storage {
                 .trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
         })
         .await
+    }
+
+    /// Applies the migrations above the database's `user_version` (see [`Migration`]),
+    /// caching its handle: for a database about to be queried, or a template.
+    pub async fn migrate(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<MigrateOutcome, StorageError> {
+        self.migrate_with(loc, migrations, Open::Cached).await
+    }
+
+    /// Like [`Storage::migrate`], but a database whose handle is not cached gets a connection
+    /// of its own for the time of the migration: a rollout over every database leaves the
+    /// handle cache (the hot databases) alone.
+    pub async fn migrate_uncached(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<MigrateOutcome, StorageError> {
+        self.migrate_with(loc, migrations, Open::Transient).await
+    }
+
+    async fn migrate_with(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+        open: Open,
+    ) -> Result<MigrateOutcome, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
+        })
+        .await
+    }
+
+    /// Runs the migrations above the database's `user_version` in one transaction and
+    /// rolls it back, changing nothing: the first failure (version and error), if any.
+    pub async fn try_migrations(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<Option<(i64, StorageError)>, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            inner.with_conn(&loc, Open::Transient, |c| {
+                c.try_migrations(&migrations, &inner.cfg.limits)
+            })
+        })
+        .await
+    }
+
+    /// `PRAGMA user_version`: the template migration version the database has.
+    pub async fn user_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| inner.with_conn(&loc, Open::Transient, |c| c.user_version()))
+            .await
     }
 
     /// A consistent copy of the database (SQLite backup API) in a temp file.

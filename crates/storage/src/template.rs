@@ -22,10 +22,10 @@ impl Inner {
         &self,
         loc: &DbLocation,
         template: Option<&DbLocation>,
-    ) -> Result<(), StorageError> {
-        let image = match template {
+    ) -> Result<i64, StorageError> {
+        let (image, version) = match template {
             Some(t) => self.template_image(t)?,
-            None => self.empty_image()?,
+            None => (self.empty_image()?, 0),
         };
         let target = self.path(loc);
         let dir = target
@@ -43,7 +43,7 @@ impl Inner {
         tmp.persist(&target)
             .map_err(|e| StorageError::Io(e.error))?;
         File::open(dir)?.sync_all()?;
-        Ok(())
+        Ok(version)
     }
 
     /// The image of an empty WAL database, built once.
@@ -62,8 +62,9 @@ impl Inner {
         Ok(path)
     }
 
-    /// The image for the template's current schema, rebuilt when its DDL changed.
-    fn template_image(&self, template: &DbLocation) -> Result<PathBuf, StorageError> {
+    /// The image for the template's current schema, rebuilt when its DDL or user_version
+    /// changed, with that user_version.
+    fn template_image(&self, template: &DbLocation) -> Result<(PathBuf, i64), StorageError> {
         let schema = {
             let handle = self.handle(template)?;
             let conn = handle.lock();
@@ -74,7 +75,7 @@ impl Inner {
             && *key == schema.key
             && path.exists()
         {
-            return Ok(path.clone());
+            return Ok((path.clone(), key.1));
         }
         let dir = self.images.join(template.namespace_id());
         std::fs::create_dir_all(&dir)?;
@@ -86,7 +87,7 @@ impl Inner {
         {
             remove_if_exists(&old)?;
         }
-        Ok(path)
+        Ok((path, schema.key.1))
     }
 
     /// Writes an empty WAL-mode database holding `schema` to `path`, atomically.

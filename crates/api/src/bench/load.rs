@@ -123,6 +123,14 @@ impl ClientRuntime {
         rt.spawn(fut).await.context("client task panicked")
     }
 
+    /// Starts `fut` on the client runtime now; await the handle for its output.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> anyhow::Result<tokio::task::JoinHandle<T>> {
+        Ok(self.rt.as_ref().context("client runtime gone")?.spawn(fut))
+    }
+
     /// Drives `make`'s requests over `spec.connections` connections and measures them.
     pub async fn load(&self, spec: LoadSpec, make: MakeRequest) -> anyhow::Result<LoadResult> {
         self.run(drive(spec, make)).await?

@@ -7,7 +7,9 @@ mod baseline;
 mod fleet;
 mod load;
 mod metering;
+mod migrations;
 mod phases;
+mod probe;
 mod report;
 mod target;
 
@@ -33,6 +35,9 @@ pub enum Phase {
     Core,
     /// Metering consumer throughput, metering on vs off, charge lag.
     Metering,
+    /// A template migration rolled out to many databases against a bare rusqlite loop,
+    /// and query p99 on unrelated databases during it.
+    Migrations,
 }
 
 /// Settings of `persql bench`; the defaults are the definition of the benchmark.
@@ -70,6 +75,15 @@ pub struct BenchArgs {
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Databases of the template the migrations phase rolls a migration out to.
+    #[arg(long, default_value_t = 100_000)]
+    pub migration_databases: usize,
+    /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`).
+    #[arg(long, default_value_t = 2)]
+    pub migration_concurrency: usize,
+    /// Closed-loop connections of the migrations phase's probe on unrelated databases.
+    #[arg(long, default_value_t = 4)]
+    pub migration_probe_connections: usize,
     /// Directory for PerSQL's and the baseline's files (default: a temporary directory,
     /// removed afterwards).
     #[arg(long)]
@@ -132,11 +146,27 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
     } else {
         None
     };
+    let migrations = if args.phases.contains(&Phase::Migrations) {
+        Some(
+            migrations::run(
+                &client,
+                root,
+                args.migration_databases.max(1),
+                args.migration_concurrency,
+                args.migration_probe_connections,
+                spec.duration,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let memory = Memory::read();
     let mut report = Report {
         settings: serde_json::to_value(args)?,
         core,
         metering,
+        migrations,
         memory,
         targets: Vec::new(),
     };

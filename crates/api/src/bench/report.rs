@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::{
     load::{LoadResult, Percentiles},
     metering::MeteringReport,
+    migrations::MigrationsReport,
 };
 
 /// One workload on PerSQL and on the baseline, measured in the same run.
@@ -122,6 +123,7 @@ pub struct Report {
     #[serde(flatten)]
     pub core: Option<Core>,
     pub metering: Option<MeteringReport>,
+    pub migrations: Option<MigrationsReport>,
     pub memory: Memory,
     pub targets: Vec<Target>,
 }
@@ -160,6 +162,17 @@ impl Report {
                 at_least("select rps metering on / off", m.ratio, 0.9),
             ]);
         }
+        if let Some(m) = &self.migrations {
+            out.extend([
+                at_least("rollout dbs/s / bare loop", m.ratio, 0.5),
+                Target {
+                    name: "probe p99 rollout / idle",
+                    value: m.p99_ratio,
+                    goal: "<= 2".into(),
+                    met: m.p99_ratio <= 2.0,
+                },
+            ]);
+        }
         out.push(below("peak RSS MiB", self.memory.peak_rss_mib, 512.0));
         out
     }
@@ -171,6 +184,9 @@ impl Report {
             s.push_str(&c.table());
         }
         if let Some(m) = &self.metering {
+            s.push_str(&m.table());
+        }
+        if let Some(m) = &self.migrations {
             s.push_str(&m.table());
         }
         s.push_str(&format!(

@@ -25,11 +25,20 @@ impl std::fmt::Debug for PerSql {
 impl PerSql {
     /// Starts PerSQL on `data_dir` with a generated operator token; returns it too.
     pub async fn start(data_dir: PathBuf) -> anyhow::Result<(Self, String)> {
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    /// Like `start`, with `tweak` applied to the configuration first.
+    pub async fn start_with(
+        data_dir: PathBuf,
+        tweak: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<(Self, String)> {
         let admin = format!("psql_admin_{}", hex::encode(rand::random::<[u8; 20]>()));
         let mut config = Config::for_data_dir(data_dir);
         config.admin_token = Some(admin.clone());
         // Tokens must outlive a full-size run (provisioning 100k databases takes minutes).
         config.token_ttl_secs = config.token_ttl_secs.max(24 * 3600);
+        tweak(&mut config);
         let running = crate::start(config, Components::All).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -43,6 +52,11 @@ impl PerSql {
             },
             admin,
         ))
+    }
+
+    /// The running instance's state (control plane, storage), for set-up that bypasses HTTP.
+    pub fn state(&self) -> anyhow::Result<&crate::state::AppState> {
+        self.running.state.as_ref().context("no HTTP state")
     }
 
     /// Stops the server and background tasks.

@@ -2,6 +2,7 @@
 
 mod exec;
 mod files;
+mod migrate;
 mod security;
 mod template;
 

@@ -1,0 +1,294 @@
+//! The migrations phase: roll `ALTER TABLE … ADD COLUMN` + `CREATE INDEX` out to many
+//! databases of one template, against a bare rusqlite loop applying the same SQL to as many
+//! copies of the same file, while a light probe load queries unrelated databases (its p99
+//! during the rollout against the same probe with nothing else running).
+//!
+//! Set-up bypasses HTTP provisioning (it would take most of the run at full size): every
+//! database is a copy of one seed file with the template's schema, registered in bulk in the
+//! control plane as a ready database of the template, exactly as the provisioner leaves one.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use persql_storage::DbLocation;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    baseline,
+    load::ClientRuntime,
+    phases::TEMPLATE_DDL,
+    probe::{Probe, probe, run_probe},
+    report::ratio,
+    target::{Api, PerSql},
+};
+
+/// The migration rolled out (and applied by the bare loop).
+pub const MIGRATION_SQL: &str = "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; \
+     CREATE INDEX tasks_priority ON tasks (priority)";
+
+/// Unrelated databases the probe queries.
+const PROBE_DATABASES: usize = 32;
+
+/// What the phase measured.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationsReport {
+    pub databases: usize,
+    /// Rollout concurrency (`PERSQL_MIGRATION_CONCURRENCY`).
+    pub concurrency: usize,
+    /// From `POST …/migrations` to every database recorded at the new version.
+    pub rollout_secs: f64,
+    pub rollout_per_sec: f64,
+    /// The bare loop: open, `BEGIN IMMEDIATE`, the SQL, `user_version`, `COMMIT`, close,
+    /// one file after another; the mean of a run before and one after the rollout.
+    pub bare_secs: f64,
+    pub bare_before_secs: f64,
+    pub bare_after_secs: f64,
+    pub bare_per_sec: f64,
+    /// `rollout_per_sec / bare_per_sec`.
+    pub ratio: f64,
+    /// Probe queries (point SELECTs over unrelated databases) with nothing else running.
+    pub idle: Probe,
+    /// The same probe while the rollout runs.
+    pub during: Probe,
+    /// `during.p99 / idle.p99`.
+    pub p99_ratio: f64,
+}
+
+/// Runs the phase under `root`.
+pub async fn run(
+    client: &ClientRuntime,
+    root: &Path,
+    databases: usize,
+    concurrency: usize,
+    probe_connections: usize,
+    idle_window: Duration,
+) -> anyhow::Result<MigrationsReport> {
+    let root = root.join("migrations");
+    std::fs::create_dir_all(&root)?;
+    let seed = root.join("seed.db");
+    baseline::create_with_schema(&seed, &TEMPLATE_DDL)?;
+
+    // The bare loop runs before and after the rollout (the disk is shared and its speed
+    // drifts); the figure is the mean of the two.
+    let bare_before = bare(&root, &seed, databases).await?;
+    let (persql, admin) = PerSql::start_with(root.join("persql"), |c| {
+        c.migration_concurrency = concurrency;
+    })
+    .await?;
+    let api = Api::new(&persql.base);
+    let ws = api.create_namespace(&admin, "mig").await?;
+    api.create_template(&ws, "mig", "app-template", &TEMPLATE_DDL)
+        .await?;
+    api.create_template(&ws, "mig", "other", &TEMPLATE_DDL)
+        .await?;
+    let mut probe_targets = Vec::with_capacity(PROBE_DATABASES);
+    for i in 0..PROBE_DATABASES {
+        let p = api.provision(&ws, &format!("probe-{i}"), "other").await?;
+        api.post(
+            &format!("/v1/databases/mig/{}/query", p.slug),
+            &p.token,
+            json!({ "sql": super::phases::fill_sql() }),
+        )
+        .await?;
+        probe_targets.push((
+            format!("{}/v1/databases/mig/{}/query", persql.base, p.slug),
+            format!("Bearer {}", p.token),
+        ));
+    }
+    let probe_targets = Arc::new(probe_targets);
+
+    eprintln!("bench: migrations: registering {databases} databases of the template…");
+    let state = persql.state()?.clone();
+    let ns_id: String = sqlx::query("SELECT id FROM namespaces WHERE slug = 'mig'")
+        .fetch_one(state.cp.pool())
+        .await?
+        .try_get(0)?;
+    let template = state
+        .registry
+        .find(&ns_id, "app-template")
+        .await?
+        .context("the template")?;
+    let storage = state.storage.clone();
+    let ns = ns_id.clone();
+    copies(&seed, databases, move |i| {
+        storage.path(&DbLocation::new(&ns, &db_id(i)).expect("valid ids"))
+    })
+    .await?;
+    register(&state.cp, &ns_id, &template.id, databases).await?;
+
+    eprintln!("bench: migrations: probe load, idle…");
+    let idle = probe(
+        client,
+        probe_targets.clone(),
+        probe_connections,
+        Some(idle_window),
+    )
+    .await?;
+
+    eprintln!("bench: migrations: rolling out to {databases} databases…");
+    let stop = CancellationToken::new();
+    let during = {
+        let (targets, stop) = (probe_targets.clone(), stop.clone());
+        client.spawn(run_probe(targets, probe_connections, stop))?
+    };
+    let t0 = Instant::now();
+    api.post(
+        "/v1/databases/mig/app-template/migrations",
+        &ws,
+        json!({ "version": 1, "name": "priority", "sql": MIGRATION_SQL }),
+    )
+    .await?;
+    loop {
+        let done: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM databases WHERE template_id = $1 AND schema_version >= 1",
+        )
+        .bind(&template.id)
+        .fetch_one(state.cp.pool())
+        .await?
+        .try_get(0)?;
+        if done as usize >= databases {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rollout_secs = t0.elapsed().as_secs_f64();
+    stop.cancel();
+    let during = during.await.context("probe task panicked")??;
+    for i in [0, databases - 1] {
+        let loc = DbLocation::new(&ns_id, &db_id(i))?;
+        ensure!(
+            state.storage.user_version(&loc).await? == 1,
+            "database {i} not migrated"
+        );
+    }
+    persql.stop().await;
+    let bare_after = bare(&root, &seed, databases).await?;
+    let bare_secs = (bare_before + bare_after) / 2.0;
+
+    let rollout_per_sec = ratio(databases as f64, rollout_secs);
+    let bare_per_sec = ratio(databases as f64, bare_secs);
+    Ok(MigrationsReport {
+        databases,
+        concurrency,
+        rollout_secs,
+        rollout_per_sec,
+        bare_secs,
+        bare_before_secs: bare_before,
+        bare_after_secs: bare_after,
+        bare_per_sec,
+        ratio: ratio(rollout_per_sec, bare_per_sec),
+        p99_ratio: ratio(during.latency.p99_ms, idle.latency.p99_ms),
+        idle,
+        during,
+    })
+}
+
+/// The bare loop over fresh copies of `seed` (removed afterwards to bound disk use): seconds.
+async fn bare(root: &Path, seed: &Path, databases: usize) -> anyhow::Result<f64> {
+    eprintln!("bench: migrations: bare rusqlite loop over {databases} files…");
+    let bare_dir = root.join("bare");
+    let in_bare = bare_dir.clone();
+    let paths = copies(seed, databases, move |i| in_bare.join(format!("{i}.db"))).await?;
+    let secs = tokio::task::spawn_blocking(move || bare_loop(&paths)).await??;
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
+    Ok(secs)
+}
+
+fn db_id(i: usize) -> String {
+    format!("bm{i:010}")
+}
+
+/// Copies `seed` to `path(i)` for every `i` below `n`.
+async fn copies(
+    seed: &Path,
+    n: usize,
+    path: impl Fn(usize) -> PathBuf + Send + 'static,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let seed = seed.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = path(i);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::copy(&seed, &p)?;
+            out.push(p);
+        }
+        anyhow::Ok(out)
+    })
+    .await?
+}
+
+/// The baseline: each file opened, migrated in one transaction, closed, one after another.
+fn bare_loop(paths: &[PathBuf]) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    for p in paths {
+        let conn = baseline::open_wal_full(p)?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {MIGRATION_SQL}; PRAGMA user_version = 1; COMMIT"
+        ))?;
+        conn.close().map_err(|(_, e)| e)?;
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Registers `n` ready databases of the template, as the provisioner would have.
+async fn register(
+    cp: &persql_events::ControlPlane,
+    ns_id: &str,
+    template_id: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    const CHUNK: usize = 500;
+    let now = persql_events::now_ms();
+    let mut tx = cp.begin().await?;
+    for start in (0..n).step_by(CHUNK) {
+        let rows = CHUNK.min(n - start);
+        let sql = format!(
+            "INSERT INTO databases (id, namespace_id, slug, template_id, state, created_at, \
+             ready_at, schema_version) VALUES {}",
+            cp.backend().rows(1, rows, 8)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for i in start..start + rows {
+            q = q
+                .bind(db_id(i))
+                .bind(ns_id.to_owned())
+                .bind(format!("bench-{i}"))
+                .bind(template_id.to_owned())
+                .bind("ready")
+                .bind(now)
+                .bind(now)
+                .bind(0i64);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    cp.commit(tx).await?;
+    Ok(())
+}
+
+impl MigrationsReport {
+    /// The phase as table rows.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "migration rollout, {} dbs (concurrency {}): {:.0}/s ({:.1} s) vs bare rusqlite loop {:.0}/s (mean of {:.1} s before, {:.1} s after): ratio {:.2}\n",
+            self.databases, self.concurrency, self.rollout_per_sec, self.rollout_secs, self.bare_per_sec, self.bare_before_secs, self.bare_after_secs, self.ratio
+        ));
+        s.push_str(&format!(
+            "  probe on unrelated dbs p50/p99: idle {:.2}/{:.2} ms ({:.0}/s), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
+            self.idle.latency.p50_ms, self.idle.latency.p99_ms, self.idle.rps,
+            self.during.latency.p50_ms, self.during.latency.p99_ms, self.during.rps, self.during.errors, self.p99_ratio
+        ));
+        s
+    }
+}
