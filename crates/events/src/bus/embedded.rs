@@ -142,23 +142,30 @@ async fn read_after(
         "SELECT seq, type, CASE WHEN type = 'query.executed' THEN NULL ELSE body END \
          FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
     };
-    let rows = sqlx::query(sql)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(cp.pool())
-        .await?;
+    let rows: Vec<(i64, String, Option<String>)> = match cp.log_reader() {
+        Some(reader) => {
+            sqlx::query_as(sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(reader)
+                .await?
+        }
+        None => {
+            sqlx::query_as(sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(cp.pool())
+                .await?
+        }
+    };
     let mut out = Vec::with_capacity(rows.len());
     let mut last = None;
-    for r in rows {
-        let seq: i64 = r.try_get(0)?;
+    for (seq, ty, body) in rows {
         last = Some(seq);
-        let ty: String = r.try_get(1)?;
         if !wanted(&ty) {
             continue;
         }
-        let Some(body) = r.try_get::<Option<String>, _>(2)? else {
-            continue;
-        };
+        let Some(body) = body else { continue };
         match serde_json::from_str::<Envelope>(&body) {
             Ok(e) => out.push((seq, e)),
             Err(e) => tracing::error!(seq, error = %e, "undecodable event in the log; skipped"),
