@@ -112,7 +112,11 @@ impl Funding {
             return;
         }
         let mut map = self.namespaces.lock();
-        let f = map.entry(namespace_id.to_owned()).or_default();
+        // Look up before `entry`: this runs once per query, and `entry` needs an owned key.
+        let f = match map.get_mut(namespace_id) {
+            Some(f) => f,
+            None => map.entry(namespace_id.to_owned()).or_default(),
+        };
         match f.local.back_mut() {
             Some((t, n)) if *t == time_ms => *n += cost.nanos(),
             _ => f.local.push_back((time_ms, cost.nanos())),

@@ -38,6 +38,8 @@ impl QueryEventBatcher {
 
 async fn run(cp: ControlPlane, mut rx: mpsc::Receiver<Envelope>, shutdown: CancellationToken) {
     let mut buf = Vec::with_capacity(MAX_BATCH);
+    // True when the last drain stopped at MAX_BATCH: more is queued, write it at once.
+    let mut behind = false;
     loop {
         let first = tokio::select! {
             e = rx.recv() => e,
@@ -45,13 +47,21 @@ async fn run(cp: ControlPlane, mut rx: mpsc::Receiver<Envelope>, shutdown: Cance
         };
         let Some(first) = first else { return };
         buf.push(first);
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while buf.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => buf.push(e),
-                Ok(None) | Err(_) => break,
+        // Sleep out the linger, then take what queued meanwhile. Waiting on `recv` instead
+        // would wake this task (and often park/unpark a runtime thread) once per query.
+        if !behind && !shutdown.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = shutdown.cancelled() => {}
             }
         }
+        while buf.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(e) => buf.push(e),
+                Err(_) => break,
+            }
+        }
+        behind = buf.len() == MAX_BATCH;
         write(&cp, &mut buf).await;
     }
 }

@@ -7,11 +7,15 @@ use sqlx::{
     AnyPool, Executor,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions},
 };
 use tokio::sync::watch;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Rows one read of the embedded log may return (its consumers and tails read 5,000).
+const LOG_READ_ROWS: usize = 5000;
 
 /// A control-plane transaction.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -46,6 +50,10 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct ControlPlane {
     pool: AnyPool,
+    /// SQLite only: connections that read the log for the embedded bus. sqlx's `Any` driver
+    /// hands result rows from its worker thread through a 50-row channel, which costs thread
+    /// wake-ups per row on reads of thousands of events; here the channel holds a whole read.
+    log_reader: Option<SqlitePool>,
     backend: Backend,
     appended: Arc<watch::Sender<u64>>,
 }
@@ -107,9 +115,26 @@ impl ControlPlane {
             }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let log_reader = match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(&url)?
+                    .row_buffer_size(LOG_READ_ROWS)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("cache_size", "-8192")
+                    .pragma("mmap_size", "268435456");
+                Some(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .connect_lazy_with(options),
+                )
+            }
+            Backend::Postgres => None,
+        };
         let (appended, _) = watch::channel(0);
         Ok(Self {
             pool,
+            log_reader,
             backend,
             appended: Arc::new(appended),
         })
@@ -118,6 +143,11 @@ impl ControlPlane {
     /// The connection pool, for queries outside a transaction.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The SQLite log reader (see the field), `None` on Postgres.
+    pub(crate) fn log_reader(&self) -> Option<&SqlitePool> {
+        self.log_reader.as_ref()
     }
 
     /// Which backend this is.
@@ -154,6 +184,9 @@ impl ControlPlane {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        if let Some(reader) = &self.log_reader {
+            reader.close().await;
+        }
         self.pool.close().await;
     }
 }

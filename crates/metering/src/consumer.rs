@@ -34,7 +34,7 @@ struct Entry {
     database_id: Option<String>,
     caller: Option<String>,
     time_ms: i64,
-    day: String,
+    day: time::Date,
     queries: i64,
     rows_read: i64,
     rows_written: i64,
@@ -69,36 +69,40 @@ impl MeteringHandler {
 
     fn entry(&self, e: &Envelope) -> Result<Option<Entry>, serde_json::Error> {
         let time_ms = e.time_ms();
-        let day = e.time.date().to_string();
-        let base =
-            |namespace_id: &str, kind, amount, database_id: Option<&str>, caller: Option<&str>| {
-                Entry {
-                    event_id: e.id.clone(),
-                    namespace_slug: e.namespace.clone(),
-                    namespace_id: namespace_id.to_owned(),
+        let day = e.time.date();
+        // Takes the decoded payload's strings by value: one event, one ledger entry, no copies.
+        let base = |namespace_id: String,
                     kind,
                     amount,
-                    database_id: database_id.map(Into::into),
-                    caller: caller.map(Into::into),
-                    time_ms,
-                    day: day.clone(),
-                    queries: 0,
-                    rows_read: 0,
-                    rows_written: 0,
-                    storage_bytes: 0,
-                }
-            };
+                    database_id: Option<String>,
+                    caller: Option<String>| {
+            Entry {
+                event_id: e.id.clone(),
+                namespace_slug: e.namespace.clone(),
+                namespace_id,
+                kind,
+                amount,
+                database_id,
+                caller,
+                time_ms,
+                day,
+                queries: 0,
+                rows_read: 0,
+                rows_written: 0,
+                storage_bytes: 0,
+            }
+        };
         if let Some(q) = e.decode::<QueryExecuted>() {
             let q = q?;
             let cost = self
                 .prices
                 .query_cost(q.statements as u64, q.rows_read, q.rows_written);
             let mut entry = base(
-                &q.billed_namespace_id,
+                q.billed_namespace_id,
                 "query",
                 -cost,
-                Some(&q.database_id),
-                Some(&q.token_id),
+                Some(q.database_id),
+                Some(q.token_id),
             );
             entry.queries = q.statements as i64;
             entry.rows_read = q.rows_read as i64;
@@ -109,22 +113,22 @@ impl MeteringHandler {
             let p = p?;
             let cost = self.prices.database_cost();
             return Ok(Some(base(
-                &p.billed_namespace_id,
+                p.billed_namespace_id,
                 "database",
                 -cost,
-                Some(&p.database_id),
-                Some("provision"),
+                Some(p.database_id),
+                Some("provision".to_owned()),
             )));
         }
         if let Some(s) = e.decode::<StorageSampled>() {
             let s = s?;
             let cost = self.prices.storage_cost(s.bytes, s.interval_secs);
             let mut entry = base(
-                &s.billed_namespace_id,
+                s.billed_namespace_id,
                 "storage",
                 -cost,
-                Some(&s.database_id),
-                Some("storage"),
+                Some(s.database_id),
+                Some("storage".to_owned()),
             );
             entry.storage_bytes = s.bytes as i64;
             return Ok(Some(entry));
@@ -135,7 +139,7 @@ impl MeteringHandler {
                 tracing::error!(id = %e.id, amount = %t.amount, "top-up with an invalid amount; ignored");
                 return Ok(None);
             };
-            return Ok(Some(base(&t.namespace_id, "topup", amount, None, None)));
+            return Ok(Some(base(t.namespace_id, "topup", amount, None, None)));
         }
         Ok(None)
     }
@@ -175,11 +179,14 @@ impl Handler for MeteringHandler {
                 .execute(&mut **tx)
                 .await?;
         }
-        let fresh = insert_ledger(tx, self.backend, &entries).await?;
-        let entries: Vec<&Entry> = entries
-            .iter()
-            .filter(|e| fresh.contains(&e.event_id))
-            .collect();
+        let entries: Vec<&Entry> = match insert_ledger(tx, self.backend, &entries).await? {
+            Fresh::All => entries.iter().collect(),
+            // `remove`: an id twice in one batch (a duplicate publish) is charged once.
+            Fresh::Only(mut fresh) => entries
+                .iter()
+                .filter(|e| fresh.remove(&e.event_id))
+                .collect(),
+        };
         if entries.is_empty() {
             return Ok(());
         }
@@ -192,36 +199,81 @@ impl Handler for MeteringHandler {
     }
 }
 
-/// Inserts ledger rows; returns the event ids that were new (the others were charged by an
-/// earlier delivery and must have no further effect).
+/// Which entries of a batch the ledger did not hold yet.
+enum Fresh {
+    All,
+    Only(HashSet<String>),
+}
+
+/// Inserts ledger rows and tells which were new (the others were charged by an earlier
+/// delivery and must have no further effect). The common case, every entry new, is checked
+/// by the inserted-row count, sparing a returned row per event; when some already existed
+/// (redelivery, replay) the insert is undone and redone returning the new ids.
 async fn insert_ledger(
     tx: &mut Tx,
     backend: Backend,
     entries: &[Entry],
-) -> Result<HashSet<String>, HandlerError> {
+) -> Result<Fresh, HandlerError> {
+    sqlx::query("SAVEPOINT ledger_insert")
+        .execute(&mut **tx)
+        .await?;
+    let mut inserted = 0;
+    for chunk in entries.chunks(LEDGER_CHUNK) {
+        inserted += ledger_insert(backend, chunk, false)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    if inserted != entries.len() as u64 {
+        sqlx::query("ROLLBACK TO SAVEPOINT ledger_insert")
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT ledger_insert")
+        .execute(&mut **tx)
+        .await?;
+    if inserted == entries.len() as u64 {
+        return Ok(Fresh::All);
+    }
     let mut fresh = HashSet::with_capacity(entries.len());
-    for chunk in entries.chunks(2000) {
-        let rows = backend.rows(1, chunk.len(), 7);
-        let sql = format!(
-            "INSERT INTO ledger (event_id, namespace_id, kind, amount_nanos, database_id, caller, created_at) \
-             VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in chunk {
-            q = q
-                .bind(&e.event_id)
-                .bind(&e.namespace_id)
-                .bind(e.kind)
-                .bind(e.amount.nanos())
-                .bind(e.database_id.clone())
-                .bind(e.caller.clone())
-                .bind(e.time_ms);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
+    for chunk in entries.chunks(LEDGER_CHUNK) {
+        for row in ledger_insert(backend, chunk, true)
+            .fetch_all(&mut **tx)
+            .await?
+        {
             fresh.insert(row.try_get::<String, _>(0)?);
         }
     }
-    Ok(fresh)
+    Ok(Fresh::Only(fresh))
+}
+
+/// Ledger rows per statement (7 bound values each, within SQLite's 32,766).
+const LEDGER_CHUNK: usize = 2000;
+
+/// `INSERT INTO ledger` for `chunk`, skipping event ids already charged.
+fn ledger_insert(
+    backend: Backend,
+    chunk: &[Entry],
+    returning: bool,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    let rows = backend.rows(1, chunk.len(), 7);
+    let returning = if returning { " RETURNING event_id" } else { "" };
+    let sql = format!(
+        "INSERT INTO ledger (event_id, namespace_id, kind, amount_nanos, database_id, caller, created_at) \
+         VALUES {rows} ON CONFLICT (event_id) DO NOTHING{returning}"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in chunk {
+        q = q
+            .bind(&e.event_id)
+            .bind(&e.namespace_id)
+            .bind(e.kind)
+            .bind(e.amount.nanos())
+            .bind(e.database_id.as_deref())
+            .bind(e.caller.as_deref())
+            .bind(e.time_ms);
+    }
+    q
 }
 
 /// Per-namespace effect of a batch.
@@ -369,11 +421,11 @@ async fn update_usage(
     backend: Backend,
     entries: &[&Entry],
 ) -> Result<(), HandlerError> {
-    let mut by_key: BTreeMap<(&str, &str, &str, &str), UsageDelta> = BTreeMap::new();
+    let mut by_key: BTreeMap<(&str, time::Date, &str, &str), UsageDelta> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.amount.nanos() <= 0) {
         let key = (
             e.namespace_id.as_str(),
-            e.day.as_str(),
+            e.day,
             e.database_id.as_deref().unwrap_or(""),
             e.caller.as_deref().unwrap_or(""),
         );
@@ -401,7 +453,7 @@ async fn update_usage(
         for ((ns, day, db, caller), u) in chunk {
             q = q
                 .bind(*ns)
-                .bind(*day)
+                .bind(day.to_string())
                 .bind(*db)
                 .bind(*caller)
                 .bind(u.queries)
@@ -413,4 +465,82 @@ async fn update_usage(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use persql_events::{ControlPlane, EventPayload};
+
+    use super::*;
+
+    fn query(billed: &str) -> Envelope {
+        Envelope::new(
+            "/t",
+            "acme",
+            "databases/d",
+            &QueryExecuted {
+                database_id: "d".into(),
+                namespace_id: billed.into(),
+                billed_namespace_id: billed.into(),
+                token_id: "t".into(),
+                role: "read".into(),
+                statements: 1,
+                rows_read: 0,
+                rows_written: 0,
+                bytes: 0,
+                duration_us: 1,
+                error: None,
+            },
+        )
+    }
+
+    async fn apply(cp: &ControlPlane, handler: &MeteringHandler, events: &[Envelope]) {
+        let mut tx = cp.begin().await.unwrap();
+        handler.handle_batch(&mut tx, events).await.unwrap();
+        cp.commit(tx).await.unwrap();
+    }
+
+    async fn charged(cp: &ControlPlane) -> (i64, i64, i64) {
+        let balance: i64 =
+            sqlx::query("SELECT balance_nanos FROM balances WHERE namespace_id = 'n'")
+                .fetch_one(cp.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+        let ledger: i64 = sqlx::query("SELECT COUNT(*) FROM ledger")
+            .fetch_one(cp.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        let queries: i64 = sqlx::query("SELECT SUM(queries) FROM usage_daily")
+            .fetch_one(cp.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        (balance, ledger, queries)
+    }
+
+    #[tokio::test]
+    async fn redelivered_and_duplicated_events_are_charged_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let handler = MeteringHandler::replaying(Prices::default(), cp.backend());
+        let (a, b, c) = (query("n"), query("n"), query("n"));
+        assert_eq!(QueryExecuted::TYPE, "query.executed");
+        apply(&cp, &handler, &[a.clone(), b.clone()]).await;
+        let once = charged(&cp).await;
+        assert_eq!((once.1, once.2), (2, 2));
+        // A redelivery of the whole batch changes nothing.
+        apply(&cp, &handler, &[a.clone(), b.clone()]).await;
+        assert_eq!(charged(&cp).await, once);
+        // Old and new mixed, and one id twice in the same batch: only `c` is charged, once.
+        apply(&cp, &handler, &[a, c.clone(), b, c]).await;
+        let (balance, ledger, queries) = charged(&cp).await;
+        assert_eq!((ledger, queries), (3, 3));
+        assert_eq!(balance - once.0, once.0 / 2);
+        cp.close().await;
+    }
 }
