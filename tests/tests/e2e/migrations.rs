@@ -144,14 +144,7 @@ async fn migrations_are_immutable_and_versions_only_increase() {
         names.contains(&"t3") && !names.contains(&"t2") && !names.contains(&"other"),
         "{names:?}"
     );
-    let (_, list) = app.get(MIGRATIONS, &ws).await;
-    let versions: Vec<i64> = list["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["version"].as_i64().unwrap())
-        .collect();
-    assert_eq!(versions, vec![1, 3]);
+    assert_eq!(listed_versions(&app, &ws).await, vec![1, 3]);
     // Malformed requests.
     for body in [
         json!({ "version": 0, "name": "x", "sql": "SELECT 1" }),
@@ -310,12 +303,16 @@ async fn concurrent_migrations_of_one_template_are_recorded_in_one_order() {
         .collect();
     tables.sort();
     assert_eq!(tables, recorded);
-    let (_, list) = app.get(MIGRATIONS, &ws).await;
-    let listed: Vec<i64> = list["migrations"]
+    assert_eq!(listed_versions(&app, &ws).await, recorded);
+}
+
+/// The versions `GET …/migrations` lists, in its order.
+async fn listed_versions(app: &TestApp, ws: &str) -> Vec<i64> {
+    let (_, list) = app.get(MIGRATIONS, ws).await;
+    list["migrations"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["version"].as_i64().unwrap())
-        .collect();
-    assert_eq!(listed, recorded);
+        .collect()
 }
