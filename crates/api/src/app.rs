@@ -146,6 +146,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         .context("loading the ID-token signing key")?;
     let limiter = SignInLimiter::new(
         config.signin_max_failures,
+        config.signup_max_per_window,
         std::time::Duration::from_secs(config.signin_window_secs.max(1)),
     );
     let state = AppState(Arc::new(App {

@@ -130,6 +130,10 @@ pub struct Config {
     /// Length of the sign-in rate-limit window, in seconds.
     #[arg(long, env = "PERSQL_SIGNIN_WINDOW_SECS", default_value_t = 900)]
     pub signin_window_secs: u64,
+
+    /// Accounts one client IP may create within the sign-in window before sign-up answers 429.
+    #[arg(long, env = "PERSQL_SIGNUP_MAX_PER_WINDOW", default_value_t = 20)]
+    pub signup_max_per_window: u32,
     /// Roll template migrations out to every database (`on`), or only bring databases up to
     /// date lazily, before their next request (`off`: idle databases stay behind).
     #[arg(long, env = "PERSQL_MIGRATION_ROLLOUT", default_value = "on", value_parser = ["on", "off"])]

@@ -260,3 +260,31 @@ async fn sign_up_validates_its_input() {
         .await;
     assert_problem(s, &b, StatusCode::CONFLICT, "namespace_exists");
 }
+
+#[tokio::test]
+async fn sign_up_is_rate_limited_per_address() {
+    let app = TestApp::spawn_with(|c| c.signup_max_per_window = 2).await;
+    Browser::new(&app).sign_up("f1@example.com").await;
+    Browser::new(&app).sign_up("f2@example.com").await;
+    let p = Browser::new(&app)
+        .sign_up_from("/account/signup", "f3@example.com")
+        .await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.body);
+    assert!(p.body.contains("Too many new accounts"));
+    assert!(
+        !p.set_cookies
+            .iter()
+            .any(|c| c.starts_with("persql_session="))
+    );
+    // No account was created: signing in as it fails.
+    let browser = Browser::new(&app);
+    let form = browser.get("/account/signin").await;
+    let p = browser
+        .submit(
+            &form,
+            "/account/signin",
+            &[("email", "f3@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+}

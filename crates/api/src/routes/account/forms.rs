@@ -190,6 +190,7 @@ pub async fn sign_in(
 /// Create an account (with its own namespace) and sign in.
 pub async fn sign_up(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     f: Result<Form<Credentials>, FormRejection>,
 ) -> Response {
@@ -212,8 +213,17 @@ pub async fn sign_up(
         Ok(p) => p,
         Err(e) => return again(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    if !state.limiter.sign_up_allowed(&ip) {
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many new accounts from this address. Wait a few minutes and try again.",
+        );
+    }
     match state.accounts.sign_up(&state, &email, &pw).await {
-        Ok(a) => signed_in(&state, &a, &c.return_to).await,
+        Ok(a) => {
+            state.limiter.signed_up(&ip);
+            signed_in(&state, &a, &c.return_to).await
+        }
         Err(ApiError::Conflict { detail, .. }) => again(StatusCode::CONFLICT, &detail),
         Err(e) => pages::api_error(e),
     }
