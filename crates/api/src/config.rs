@@ -139,10 +139,17 @@ pub struct Config {
     #[arg(long, env = "PERSQL_MIGRATION_ROLLOUT", default_value = "on", value_parser = ["on", "off"])]
     pub migration_rollout: String,
 
-    /// Databases a template migration rollout migrates at once (provisioner). Measured on 2
-    /// cores: 2 keeps query p99 on other databases within 2x while matching a bare loop.
-    #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 2)]
+    /// Databases a template migration rollout migrates at once (provisioner), each on a
+    /// background thread at `PERSQL_MIGRATION_NICE`. Measured on 2 cores (README ›
+    /// Benchmarks › Migrations): 3 at nice 10 keeps up with a bare loop while queries on
+    /// other databases keep their p99.
+    #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 3)]
     pub migration_concurrency: usize,
+
+    /// Nice value (0–19) of the threads a rollout migrates databases on. Above the query
+    /// threads' (0), so queries get the CPU first and the rollout what they leave.
+    #[arg(long, env = "PERSQL_MIGRATION_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub migration_nice: i32,
 
     /// Seconds between rollout passes when no migration event arrives (catches databases
     /// provisioned from an older template image while a rollout ran).
@@ -208,6 +215,8 @@ impl Config {
                 max_database_bytes: self.max_database_bytes,
                 ..Limits::default()
             },
+            background_threads: self.migration_concurrency.max(1),
+            background_nice: self.migration_nice,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use moka::sync::Cache;
 use parking_lot::Mutex;
 
+use crate::background::Background;
 use crate::conn::{self, Conn};
 use crate::{DbLocation, StorageConfig, StorageError};
 
@@ -27,6 +28,8 @@ pub(crate) struct Inner {
     pub handles: Cache<DbLocation, Handle>,
     /// Template images by template: (schema_version, user_version, file).
     pub image_index: Mutex<ImageIndex>,
+    /// Lower-priority threads for bulk work.
+    pub background: Background,
 }
 
 impl Inner {
@@ -37,7 +40,9 @@ impl Inner {
         std::fs::create_dir_all(&tenants)?;
         std::fs::create_dir_all(&images)?;
         let handles = Cache::builder().max_capacity(cfg.max_open).build();
+        let background = Background::new(cfg.background_threads, cfg.background_nice);
         Ok(Self {
+            background,
             cfg,
             tenants,
             images,

@@ -14,6 +14,11 @@ pub struct StorageConfig {
     pub synchronous: Synchronous,
     /// Limits applied to every tenant statement.
     pub limits: Limits,
+    /// Threads of the background lane (template migration rollouts and dry runs).
+    pub background_threads: usize,
+    /// Nice value (0–19) of the background lane's threads: above the query threads' so a
+    /// rollout takes the CPU queries leave idle.
+    pub background_nice: i32,
 }
 
 impl Default for StorageConfig {
@@ -23,6 +28,8 @@ impl Default for StorageConfig {
             max_open: 1024,
             synchronous: Synchronous::Full,
             limits: Limits::default(),
+            background_threads: 2,
+            background_nice: 10,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! blocking pool against one cached connection per database.
 
 mod authorizer;
+mod background;
 mod cache;
 mod config;
 mod conn;

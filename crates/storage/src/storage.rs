@@ -148,10 +148,25 @@ impl Storage {
         open: Open,
     ) -> Result<MigrateOutcome, StorageError> {
         let loc = loc.clone();
-        self.blocking(move |inner| {
+        let work = move |inner: &Inner| {
             inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
-        })
-        .await
+        };
+        match open {
+            // Someone is waiting for this database (a query catching up, a template).
+            Open::Cached => self.blocking(work).await,
+            // A rollout over every database: bulk work, on the lower-priority lane.
+            Open::Transient => self.background(work).await,
+        }
+    }
+
+    /// Runs `f` on the background lane: lower-priority threads for bulk work.
+    async fn background<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner.background.run(move || f(&inner)).await
     }
 
     /// Runs the migrations above the database's `user_version` in one transaction and
@@ -162,7 +177,7 @@ impl Storage {
         migrations: Migrations,
     ) -> Result<Option<(i64, StorageError)>, StorageError> {
         let loc = loc.clone();
-        self.blocking(move |inner| {
+        self.background(move |inner| {
             inner.with_conn(&loc, Open::Transient, |c| {
                 c.try_migrations(&migrations, &inner.cfg.limits)
             })

@@ -78,8 +78,8 @@ pub struct BenchArgs {
     /// Databases of the template the migrations phase rolls a migration out to.
     #[arg(long, default_value_t = 100_000)]
     pub migration_databases: usize,
-    /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`).
-    #[arg(long, default_value_t = 2)]
+    /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`'s default).
+    #[arg(long, default_value_t = 3)]
     pub migration_concurrency: usize,
     /// Closed-loop connections of the migrations phase's probe on unrelated databases.
     #[arg(long, default_value_t = 4)]
