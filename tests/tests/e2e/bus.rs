@@ -157,3 +157,94 @@ async fn consumers_apply_each_event_exactly_once_across_failures_restarts_and_du
     run.cancel();
     process.cancel();
 }
+
+#[derive(Serialize, Deserialize)]
+struct Other {
+    n: i64,
+}
+
+impl EventPayload for Other {
+    const TYPE: &'static str = "test.other";
+}
+
+async fn stored_offset(cp: &ControlPlane) -> Option<i64> {
+    sqlx::query("SELECT seq FROM consumer_offsets WHERE consumer = 'recorder'")
+        .fetch_optional(cp.pool())
+        .await
+        .expect("offset")
+        .map(|r| r.get(0))
+}
+
+/// The embedded log (on this environment's control plane): a consumer passing over events
+/// it does not handle stores its offset lazily, and at shutdown at the latest; wanted events
+/// around them still apply exactly once across restarts.
+#[tokio::test]
+async fn embedded_consumers_store_skipped_offsets_lazily_and_at_shutdown() {
+    let backends = Backends::fresh().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let cp = ControlPlane::connect(backends.database_url.as_deref(), dir.path())
+        .await
+        .expect("control plane");
+    sqlx::query("CREATE TABLE effects (event_id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+        .execute(cp.pool())
+        .await
+        .expect("table");
+    let bus = Bus::connect(cp.clone(), &BusConfig::default())
+        .await
+        .expect("embedded bus");
+    let recorder = Arc::new(Recorder {
+        fail_once_on: -1,
+        failed: AtomicBool::new(false),
+    });
+    append(&cp, 0..3).await;
+    let run = CancellationToken::new();
+    let consumer = bus.spawn_consumer(recorder.clone(), run.clone());
+    wait_for(&cp, 3).await;
+
+    // Only events the recorder does not handle, in several commits.
+    for n in 0..5 {
+        let mut tx = cp.begin().await.expect("begin");
+        let e = Envelope::new("/test", "acme", "others", &Other { n });
+        outbox::append(&mut tx, cp.backend(), &[e])
+            .await
+            .expect("append");
+        cp.commit(tx).await.expect("commit");
+    }
+    let last: i64 = sqlx::query("SELECT MAX(seq) FROM events")
+        .fetch_one(cp.pool())
+        .await
+        .expect("max")
+        .get(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.cancel();
+    consumer.await.expect("consumer stops");
+    assert_eq!(
+        stored_offset(&cp).await,
+        Some(last),
+        "shutdown stores how far the skipped events reach"
+    );
+
+    // Restarted: nothing is applied twice, and a new wanted event applies once.
+    append(&cp, 3..4).await;
+    let run = CancellationToken::new();
+    let consumer = bus.spawn_consumer(recorder.clone(), run.clone());
+    wait_for(&cp, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        effects(&cp).await,
+        (4, 4),
+        "every ping applied exactly once"
+    );
+    let now: i64 = sqlx::query("SELECT MAX(seq) FROM events")
+        .fetch_one(cp.pool())
+        .await
+        .expect("max")
+        .get(0);
+    assert_eq!(
+        stored_offset(&cp).await,
+        Some(now),
+        "applying a wanted event stores the offset with its effect"
+    );
+    run.cancel();
+    consumer.await.expect("consumer stops");
+}

@@ -16,6 +16,10 @@ use crate::{
 /// How often tailers look for events appended by other processes sharing the control plane.
 const POLL: Duration = Duration::from_millis(200);
 const BATCH: i64 = 5000;
+/// How far behind (in time) a consumer lets its stored offset fall while it only skips events
+/// it does not handle: re-reading those after a restart is harmless, and storing the offset
+/// for every read would cost each consumer one durable commit per group commit of the log.
+const SKIP_PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// The type of the one event every query logs.
 const QUERY_EXECUTED: &str = <crate::QueryExecuted as crate::EventPayload>::TYPE;
 
@@ -38,6 +42,9 @@ pub(super) async fn consume(
     };
     let mut appended = cp.appended();
     let mut attempt = 0;
+    // `offset` as last committed, and when.
+    let mut stored = offset;
+    let mut stored_at = std::time::Instant::now();
     let types = handler.types();
     let wanted = |t: &str| types.contains(&t);
     while !shutdown.is_cancelled() {
@@ -56,7 +63,7 @@ pub(super) async fn consume(
             tokio::select! {
                 _ = appended.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
             continue;
         };
@@ -65,20 +72,31 @@ pub(super) async fn consume(
             .into_iter()
             .filter_map(|(_, e)| handler.types().contains(&e.type_suffix()).then_some(e))
             .collect();
+        if wanted.is_empty() && stored_at.elapsed() < SKIP_PERSIST_EVERY {
+            offset = last;
+            continue;
+        }
         match apply(&cp, handler.as_ref(), &wanted, last).await {
             Ok(()) => {
                 attempt = 0;
                 offset = last;
+                (stored, stored_at) = (last, std::time::Instant::now());
                 handler.committed(&wanted).await;
             }
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(consumer = name, error = %e, attempt, "applying events failed; retrying");
                 if sleep_or_shutdown(backoff(attempt), &shutdown).await {
-                    return;
+                    break;
                 }
             }
         }
+    }
+    // Stopping: store how far the skipped events reach (best effort; see SKIP_PERSIST_EVERY).
+    if offset != stored
+        && let Err(e) = apply(&cp, handler.as_ref(), &[], offset).await
+    {
+        tracing::debug!(consumer = name, error = %e, "storing the consumer offset at shutdown failed");
     }
 }
 
@@ -104,7 +122,13 @@ async fn apply(
     .execute(&mut *tx)
     .await
     .map_err(|e| e.to_string())?;
-    cp.commit(tx).await.map_err(|e| e.to_string())
+    if events.is_empty() {
+        // Only the offset moved: nothing for the log's tailers to read, so do not wake them.
+        tx.commit().await.map_err(|e| e.to_string())
+    } else {
+        // Handlers may append events (metering's `balance.*`): wake the tailers.
+        cp.commit(tx).await.map_err(|e| e.to_string())
+    }
 }
 
 async fn load_offset(cp: &ControlPlane, name: &str) -> Result<i64, StoreError> {
