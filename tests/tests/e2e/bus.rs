@@ -93,8 +93,9 @@ async fn wait_for(cp: &ControlPlane, n: i64) {
     );
 }
 
-#[tokio::test]
-async fn consumers_apply_each_event_exactly_once_across_failures_restarts_and_duplicates() {
+/// This environment's backends, a fresh control plane (in a temp dir kept alive by the
+/// caller) and the `effects` table the recorder writes.
+async fn control_plane_with_effects() -> (Backends, tempfile::TempDir, ControlPlane) {
     let backends = Backends::fresh().await;
     let dir = tempfile::tempdir().expect("tmp");
     let cp = ControlPlane::connect(backends.database_url.as_deref(), dir.path())
@@ -104,6 +105,12 @@ async fn consumers_apply_each_event_exactly_once_across_failures_restarts_and_du
         .execute(cp.pool())
         .await
         .expect("table");
+    (backends, dir, cp)
+}
+
+#[tokio::test]
+async fn consumers_apply_each_event_exactly_once_across_failures_restarts_and_duplicates() {
+    let (backends, _dir, cp) = control_plane_with_effects().await;
     let config = BusConfig {
         nats_url: backends.nats_url.clone(),
         prefix: backends.nats_prefix.clone(),
@@ -180,15 +187,7 @@ async fn stored_offset(cp: &ControlPlane) -> Option<i64> {
 /// around them still apply exactly once across restarts.
 #[tokio::test]
 async fn embedded_consumers_store_skipped_offsets_lazily_and_at_shutdown() {
-    let backends = Backends::fresh().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let cp = ControlPlane::connect(backends.database_url.as_deref(), dir.path())
-        .await
-        .expect("control plane");
-    sqlx::query("CREATE TABLE effects (event_id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
-        .execute(cp.pool())
-        .await
-        .expect("table");
+    let (_backends, _dir, cp) = control_plane_with_effects().await;
     let bus = Bus::connect(cp.clone(), &BusConfig::default())
         .await
         .expect("embedded bus");

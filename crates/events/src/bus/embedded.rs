@@ -54,7 +54,7 @@ pub(super) async fn consume(
                 tracing::warn!(consumer = name, error = %e, "reading the event log failed");
                 attempt += 1;
                 if sleep_or_shutdown(backoff(attempt), &shutdown).await {
-                    return;
+                    break;
                 }
                 continue;
             }
