@@ -26,6 +26,19 @@ async fn audit_marks(app: &TestApp, token: &str, db: &str) -> i64 {
     b["data"][0]["n"].as_i64().unwrap()
 }
 
+/// Two rows with the same body: a unique index on `entries (body)` then fails on this database.
+async fn insert_duplicate_bodies(app: &TestApp, token: &str, db: &str) {
+    for _ in 0..2 {
+        app.sql(
+            token,
+            db,
+            "INSERT INTO entries (body) VALUES ('dup')",
+            json!([]),
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_database_behind_catches_up_once_before_concurrent_queries() {
     let app = TestApp::spawn_with(|c| c.migration_rollout = "off".into()).await;
@@ -83,15 +96,7 @@ async fn a_dry_run_reports_what_would_fail_and_changes_nothing() {
     let ws = app.with_template("acme").await;
     let (_, fine) = app.provision(&ws, "fine").await;
     let (bad_token, bad) = app.provision(&ws, "bad").await;
-    for _ in 0..2 {
-        app.sql(
-            &bad_token,
-            &bad,
-            "INSERT INTO entries (body) VALUES ('dup')",
-            json!([]),
-        )
-        .await;
-    }
+    insert_duplicate_bodies(&app, &bad_token, &bad).await;
     let body = json!({ "version": 1, "name": "unique_body", "sql": "CREATE UNIQUE INDEX u ON entries (body)" });
     let (s, b) = app
         .post(&format!("{MIGRATIONS}?dryRun=true"), &ws, body.clone())
@@ -184,15 +189,7 @@ async fn failed_databases_are_listed_keep_serving_and_can_be_retried() {
     let (good_token, good) = app.provision(&ws, "good").await;
     let (bad_token, bad) = app.provision(&ws, "bad").await;
     app.provision(&ws, "also-good").await;
-    for _ in 0..2 {
-        app.sql(
-            &bad_token,
-            &bad,
-            "INSERT INTO entries (body) VALUES ('dup')",
-            json!([]),
-        )
-        .await;
-    }
+    insert_duplicate_bodies(&app, &bad_token, &bad).await;
     let (s, b) = migrate(
         &app,
         &ws,
