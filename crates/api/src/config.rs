@@ -141,8 +141,8 @@ pub struct Config {
 
     /// Databases a template migration rollout migrates at once (provisioner), each on a
     /// background thread at `PERSQL_MIGRATION_NICE`. Measured on 2 cores (README ›
-    /// Benchmarks › Migrations): 3 at nice 10 keeps up with a bare loop while queries on
-    /// other databases keep their p99.
+    /// Benchmarks › Migrations): over 100,000 databases, 3 at nice 10 ran at 0.47 × a bare
+    /// rusqlite loop's pace with query p99 on other databases at 2.0 × idle.
     #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 3)]
     pub migration_concurrency: usize,
 
