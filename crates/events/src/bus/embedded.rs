@@ -149,6 +149,16 @@ struct Batch {
     events: Vec<(i64, Envelope)>,
 }
 
+/// The log after an offset, for readers that handle `query.executed`.
+const READ_ALL: &str = "SELECT seq, type, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// The log after an offset without `query.executed`, through the partial index
+/// `events_without_queries` (migration 0006). One query event per query makes up nearly the
+/// whole log: a reader that drops them (the provisioner, the rollout trigger, each API
+/// process's cache invalidation) never steps over those rows, so its cost follows the other
+/// events only. Its batch's `last` is then the newest other event, not the log's head.
+const READ_WITHOUT_QUERIES: &str = "SELECT seq, type, body FROM events \
+     WHERE seq > $1 AND type <> 'query.executed' ORDER BY seq LIMIT $2";
+
 /// Events with `seq > after`, oldest first. Rows that do not decode are logged and skipped.
 /// Only rows whose type `wanted` accepts are decoded (`None`: all).
 async fn read_after(
@@ -157,16 +167,12 @@ async fn read_after(
     limit: i64,
     wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Batch, StoreError> {
-    // One `query.executed` row per query makes up nearly the whole log: a reader that drops
-    // them (the provisioner, the API's cache invalidation) leaves their bodies in the database
-    // instead of copying ~600 bytes per query out of it.
     let sql = if wanted(QUERY_EXECUTED) {
-        "SELECT seq, type, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        READ_ALL
     } else {
-        "SELECT seq, type, CASE WHEN type = 'query.executed' THEN NULL ELSE body END \
-         FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        READ_WITHOUT_QUERIES
     };
-    let rows: Vec<(i64, String, Option<String>)> = match cp.log_reader() {
+    let rows: Vec<(i64, String, String)> = match cp.log_reader() {
         Some(reader) => {
             sqlx::query_as(sql)
                 .bind(after)
@@ -189,7 +195,6 @@ async fn read_after(
         if !wanted(&ty) {
             continue;
         }
-        let Some(body) = body else { continue };
         match serde_json::from_str::<Envelope>(&body) {
             Ok(e) => out.push((seq, e)),
             Err(e) => tracing::error!(seq, error = %e, "undecodable event in the log; skipped"),
@@ -244,5 +249,97 @@ pub(super) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken)
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = shutdown.cancelled() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventPayload, QueryExecuted, TokensRevoked, outbox};
+
+    fn query() -> Envelope {
+        Envelope::new(
+            "/t",
+            "acme",
+            "databases/d",
+            &QueryExecuted {
+                database_id: "d".into(),
+                namespace_id: "n".into(),
+                billed_namespace_id: "n".into(),
+                token_id: "t".into(),
+                role: "read".into(),
+                statements: 1,
+                rows_read: 1,
+                rows_written: 0,
+                bytes: 10,
+                duration_us: 5,
+                error: None,
+            },
+        )
+    }
+
+    fn revoked() -> Envelope {
+        Envelope::new(
+            "/t",
+            "acme",
+            "tokens",
+            &TokensRevoked {
+                token_ids: vec!["t".into()],
+                reason: "test".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_filtered_read_names_the_query_event_type() {
+        assert!(READ_WITHOUT_QUERIES.contains(&format!("type <> '{}'", QueryExecuted::TYPE)));
+    }
+
+    #[tokio::test]
+    async fn readers_that_skip_query_events_use_the_index_and_see_every_other_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let (q1, r1, q2, q3, r2, q4) = (query(), revoked(), query(), query(), revoked(), query());
+        let mut tx = cp.begin().await.unwrap();
+        outbox::append(
+            &mut tx,
+            cp.backend(),
+            &[q1.clone(), r1.clone(), q2, q3, r2.clone(), q4.clone()],
+        )
+        .await
+        .unwrap();
+        cp.commit(tx).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {READ_WITHOUT_QUERIES}"
+        )))
+        .bind(0i64)
+        .bind(10i64)
+        .fetch_all(cp.pool())
+        .await
+        .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.3.contains("USING INDEX events_without_queries")),
+            "{plan:?}"
+        );
+
+        let skip_queries = |t: &str| t != QUERY_EXECUTED;
+        let batch = read_after(&cp, 0, 10, &skip_queries).await.unwrap();
+        let ids: Vec<&str> = batch.events.iter().map(|(_, e)| e.id.as_str()).collect();
+        assert_eq!(ids, [r1.id.as_str(), r2.id.as_str()]);
+        // `last` is the newest event it read: the second revocation (seq 5), not the head.
+        assert_eq!(batch.last, Some(5));
+        let after = read_after(&cp, 5, 10, &skip_queries).await.unwrap();
+        assert_eq!((after.last, after.events.len()), (None, 0));
+        // A limit cuts the filtered read at the limit's worth of other events.
+        let first = read_after(&cp, 0, 1, &skip_queries).await.unwrap();
+        assert_eq!((first.last, first.events.len()), (Some(2), 1));
+
+        let all = read_after(&cp, 0, 10, &|_: &str| true).await.unwrap();
+        assert_eq!(all.last, Some(6));
+        assert_eq!(all.events.len(), 6);
+        assert_eq!(all.events[0].1.id, q1.id);
+        assert_eq!(all.events[5].1.id, q4.id);
+        cp.close().await;
     }
 }
