@@ -60,13 +60,17 @@ pub struct MeteringReport {
     pub nats: Option<ConsumerRun>,
     /// Why the NATS run did not happen, when it did not.
     pub nats_skipped: Option<String>,
-    /// Point SELECT on the hot database, `metering = "off"`.
+    /// Point SELECT on the hot database, `metering = "off"`: the round with the median
+    /// throughput.
     pub select_off: LoadResult,
     /// The same with `metering = "on"`.
     pub select_on: LoadResult,
-    /// `select_on.rps / select_off.rps`.
+    /// Every round's throughput, in the order run (off and on alternate, off first).
+    pub rounds_off_rps: Vec<f64>,
+    pub rounds_on_rps: Vec<f64>,
+    /// `select_on.rps / select_off.rps`: the ratio of the medians.
     pub ratio: f64,
-    /// Answer-to-charge lag of probe queries during the metering-on load.
+    /// Answer-to-charge lag of probe queries during the metering-on loads (all rounds).
     pub lag: Percentiles,
     /// Probe queries whose charge never became visible (within 10 s after the load).
     pub lag_uncharged: usize,
@@ -78,6 +82,7 @@ pub async fn run(
     spec: LoadSpec,
     root: &Path,
     events: usize,
+    rounds: usize,
     nats_url: Option<&str>,
 ) -> anyhow::Result<MeteringReport> {
     let prices = Config::for_data_dir(root.to_path_buf()).prices()?;
@@ -108,12 +113,25 @@ pub async fn run(
         }
     };
 
-    eprintln!("bench: point SELECT, metering off…");
-    let (select_off, _) = select_with_probe(client, spec, root.join("metering-off"), false).await?;
-    eprintln!("bench: point SELECT, metering on (with charge-lag probe)…");
-    let (select_on, probe) =
-        select_with_probe(client, spec, root.join("metering-on"), true).await?;
-    let lag_uncharged = probe.uncharged;
+    let rounds = rounds.max(1);
+    let (mut offs, mut ons, mut lags, mut lag_uncharged) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for round in 1..=rounds {
+        eprintln!("bench: point SELECT, metering off (round {round} of {rounds})…");
+        let dir = root.join(format!("metering-off-{round}"));
+        let (off, _) = select_with_probe(client, spec, dir, false).await?;
+        eprintln!(
+            "bench: point SELECT, metering on, with charge-lag probe (round {round} of {rounds})…"
+        );
+        let dir = root.join(format!("metering-on-{round}"));
+        let (on, probe) = select_with_probe(client, spec, dir, true).await?;
+        lags.extend(probe.lags);
+        lag_uncharged += probe.uncharged;
+        offs.push(off);
+        ons.push(on);
+    }
+    let rounds_off_rps: Vec<f64> = offs.iter().map(|r| r.rps).collect();
+    let rounds_on_rps: Vec<f64> = ons.iter().map(|r| r.rps).collect();
+    let (select_off, select_on) = (median_round(offs), median_round(ons));
     Ok(MeteringReport {
         embedded,
         batched,
@@ -122,9 +140,18 @@ pub async fn run(
         ratio: ratio(select_on.rps, select_off.rps),
         select_off,
         select_on,
-        lag: Percentiles::of_micros(probe.lags),
+        rounds_off_rps,
+        rounds_on_rps,
+        lag: Percentiles::of_micros(lags),
         lag_uncharged,
     })
+}
+
+/// The round with the median throughput (the upper one of an even count).
+fn median_round(mut rounds: Vec<LoadResult>) -> LoadResult {
+    rounds.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = rounds.len() / 2;
+    rounds.swap_remove(mid)
 }
 
 /// The synthetic `query.executed` events `from..to`: `NAMESPACES` namespaces with 2
@@ -608,10 +635,18 @@ impl MeteringReport {
                 }
             )
         };
+        let rounds = |rps: &[f64]| {
+            rps.iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         s.push_str(&format!(
-            "  point SELECT, metering off      {}\n  point SELECT, metering on       {}\n  ratio on/off                    {:.2}\n",
+            "  point SELECT, metering off      {}  (rounds: {}/s)\n  point SELECT, metering on       {}  (rounds: {}/s)\n  ratio on/off (medians)          {:.2}\n",
             lr(&self.select_off),
+            rounds(&self.rounds_off_rps),
             lr(&self.select_on),
+            rounds(&self.rounds_on_rps),
             self.ratio
         ));
         s.push_str(&format!(
@@ -626,5 +661,29 @@ impl MeteringReport {
             }
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(rps: f64) -> LoadResult {
+        LoadResult {
+            requests: rps as u64,
+            errors: 0,
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+        }
+    }
+
+    #[test]
+    fn the_median_round_is_the_middle_throughput_whatever_the_order() {
+        let pick = |rps: &[f64]| median_round(rps.iter().copied().map(round).collect()).rps;
+        assert_eq!(pick(&[30.0, 10.0, 20.0]), 20.0);
+        assert_eq!(pick(&[5.0]), 5.0);
+        // An even count takes the upper of the two middle rounds.
+        assert_eq!(pick(&[40.0, 10.0, 30.0, 20.0]), 30.0);
     }
 }

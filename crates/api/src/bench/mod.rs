@@ -72,6 +72,11 @@ pub struct BenchArgs {
     /// `query.executed` events in the metering consumer-throughput runs.
     #[arg(long, default_value_t = 1_000_000)]
     pub metering_events: usize,
+    /// Rounds of the metering on/off comparison: off and on alternate this many times, each
+    /// on a fresh instance, and the ratio is of the two medians (so drift on a shared machine
+    /// falls on both sides).
+    #[arg(long, default_value_t = 3)]
+    pub metering_rounds: usize,
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
     pub nats_url: Option<String>,
@@ -139,6 +144,7 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
                 spec,
                 root,
                 args.metering_events,
+                args.metering_rounds,
                 args.nats_url.as_deref(),
             )
             .await?,
