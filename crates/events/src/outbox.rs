@@ -19,8 +19,8 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
             .await?;
     }
     let created = now_ms();
-    // SQLite allows 32766 bound variables per statement; 5 per row.
-    for chunk in events.chunks(1000) {
+    // 5 bound values per row; chunk lengths from a fixed set keep the statements prepared.
+    for chunk in crate::sql::shaped_chunks(events, APPEND_CHUNK) {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(backend, chunk.len())));
         for e in chunk {
             query = query
@@ -34,6 +34,9 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
     }
     Ok(())
 }
+
+/// Most rows per append statement.
+const APPEND_CHUNK: usize = 256;
 
 /// `INSERT … VALUES …` for `rows` events. Events with deterministic ids (e.g. one storage
 /// sample per database and interval, whichever process takes it) are logged once.

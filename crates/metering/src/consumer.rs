@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
+use persql_events::sql::shaped_chunks;
 use persql_events::{
     Backend, BalanceCharged, BalanceCredited, BalanceDepleted, BalanceRestored, BalanceToppedUp,
     Envelope, Handler, HandlerError, Provisioned, QueryExecuted, StorageSampled, Tx, outbox,
@@ -218,7 +219,7 @@ async fn insert_ledger(
         .execute(&mut **tx)
         .await?;
     let mut inserted = 0;
-    for chunk in entries.chunks(LEDGER_CHUNK) {
+    for chunk in shaped_chunks(entries, LEDGER_CHUNK) {
         inserted += ledger_insert(backend, chunk, false)
             .execute(&mut **tx)
             .await?
@@ -236,7 +237,7 @@ async fn insert_ledger(
         return Ok(Fresh::All);
     }
     let mut fresh = HashSet::with_capacity(entries.len());
-    for chunk in entries.chunks(LEDGER_CHUNK) {
+    for chunk in shaped_chunks(entries, LEDGER_CHUNK) {
         for row in ledger_insert(backend, chunk, true)
             .fetch_all(&mut **tx)
             .await?
@@ -247,8 +248,9 @@ async fn insert_ledger(
     Ok(Fresh::Only(fresh))
 }
 
-/// Ledger rows per statement (7 bound values each, within SQLite's 32,766).
-const LEDGER_CHUNK: usize = 2000;
+/// Most ledger rows per statement (7 bound values each). Chunk lengths come from a fixed
+/// set (`shaped_chunks`), so the statements stay prepared between batches.
+const LEDGER_CHUNK: usize = 256;
 
 /// `INSERT INTO ledger` for `chunk`, skipping event ids already charged.
 fn ledger_insert(
@@ -304,17 +306,19 @@ async fn update_balances(
         d.through_ms = d.through_ms.max(e.time_ms);
     }
     let ids: Vec<&str> = by_ns.keys().copied().collect();
-    let sql = format!(
-        "SELECT namespace_id, balance_nanos FROM balances WHERE namespace_id IN ({})",
-        backend.list(1, ids.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ids {
-        q = q.bind(*id);
-    }
     let mut current: HashMap<String, i64> = HashMap::new();
-    for row in q.fetch_all(&mut **tx).await? {
-        current.insert(row.try_get(0)?, row.try_get(1)?);
+    for chunk in shaped_chunks(&ids, 256) {
+        let sql = format!(
+            "SELECT namespace_id, balance_nanos FROM balances WHERE namespace_id IN ({})",
+            backend.list(1, chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            current.insert(row.try_get(0)?, row.try_get(1)?);
+        }
     }
     let mut events = Vec::new();
     let mut running = current.clone();
@@ -348,7 +352,7 @@ async fn update_balances(
         })
         .collect();
     // One statement for every namespace of the batch.
-    for chunk in new_balances.chunks(1000) {
+    for chunk in shaped_chunks(&new_balances, 256) {
         let sql = format!(
             "INSERT INTO balances (namespace_id, balance_nanos, updated_at) VALUES {} \
              ON CONFLICT (namespace_id) DO UPDATE SET balance_nanos = excluded.balance_nanos, \
@@ -437,7 +441,7 @@ async fn update_usage(
         u.cost = u.cost.saturating_sub(e.amount.nanos());
     }
     let keys: Vec<_> = by_key.into_iter().collect();
-    for chunk in keys.chunks(1000) {
+    for chunk in shaped_chunks(&keys, 256) {
         let rows = backend.rows(1, chunk.len(), 9);
         let sql = format!(
             "INSERT INTO usage_daily (namespace_id, day, database_id, caller, queries, rows_read, rows_written, storage_bytes, cost_nanos) \
@@ -521,6 +525,28 @@ mod tests {
             .try_get(0)
             .unwrap();
         (balance, ledger, queries)
+    }
+
+    #[tokio::test]
+    async fn batches_longer_than_a_statement_are_charged_once_each_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let handler = MeteringHandler::replaying(Prices::default(), cp.backend());
+        // 700 events: statements of 256, 256, 128, 32, 16, 8 and 4 rows.
+        let first: Vec<Envelope> = (0..700).map(|_| query("n")).collect();
+        apply(&cp, &handler, &first).await;
+        let once = charged(&cp).await;
+        assert_eq!((once.1, once.2), (700, 700));
+        // 300 of them again, with 301 new ones in between: only the new ones are charged.
+        let fresh: Vec<Envelope> = (0..301).map(|_| query("n")).collect();
+        let mut mixed: Vec<Envelope> = first[..300].to_vec();
+        mixed.extend(fresh);
+        mixed.rotate_left(150);
+        apply(&cp, &handler, &mixed).await;
+        let (balance, ledger, queries) = charged(&cp).await;
+        assert_eq!((ledger, queries), (1001, 1001));
+        assert_eq!(balance * 700, once.0 * 1001);
+        cp.close().await;
     }
 
     #[tokio::test]
