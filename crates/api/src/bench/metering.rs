@@ -82,7 +82,7 @@ pub async fn run(
     spec: LoadSpec,
     root: &Path,
     events: usize,
-    rounds: usize,
+    rounds: std::num::NonZeroUsize,
     nats_url: Option<&str>,
 ) -> anyhow::Result<MeteringReport> {
     let prices = Config::for_data_dir(root.to_path_buf()).prices()?;
@@ -113,7 +113,7 @@ pub async fn run(
         }
     };
 
-    let rounds = rounds.max(1);
+    let rounds = rounds.get();
     let (mut offs, mut ons, mut lags, mut lag_uncharged) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for round in 1..=rounds {
         eprintln!("bench: point SELECT, metering off (round {round} of {rounds})…");

@@ -75,8 +75,8 @@ pub struct BenchArgs {
     /// Rounds of the metering on/off comparison: off and on alternate this many times, each
     /// on a fresh instance, and the ratio is of the two medians (so drift on a shared machine
     /// falls on both sides).
-    #[arg(long, default_value_t = 3)]
-    pub metering_rounds: usize,
+    #[arg(long, default_value = "3")]
+    pub metering_rounds: std::num::NonZeroUsize,
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
     pub nats_url: Option<String>,
@@ -265,4 +265,33 @@ async fn core(
         provision,
         scale,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn metering_rounds_must_be_at_least_one() {
+        let rounds = |v: &str| Cli::try_parse_from(["bench", "--metering-rounds", v]);
+        assert_eq!(rounds("2").unwrap().bench.metering_rounds.get(), 2);
+        assert_eq!(
+            Cli::try_parse_from(["bench"])
+                .unwrap()
+                .bench
+                .metering_rounds
+                .get(),
+            3
+        );
+        let err = rounds("0").err().expect("0 rounds must be refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
 }
