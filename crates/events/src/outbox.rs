@@ -20,7 +20,7 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
     }
     let created = now_ms();
     // 5 bound values per row; chunk lengths from a fixed set keep the statements prepared.
-    for chunk in crate::sql::shaped_chunks(events, APPEND_CHUNK) {
+    for chunk in crate::sql::shaped_chunks(events) {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(backend, chunk.len())));
         for e in chunk {
             query = query
@@ -34,9 +34,6 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[Envelope]) -> Resul
     }
     Ok(())
 }
-
-/// Most rows per append statement.
-const APPEND_CHUNK: usize = 256;
 
 /// `INSERT … VALUES …` for `rows` events. Events with deterministic ids (e.g. one storage
 /// sample per database and interval, whichever process takes it) are logged once.

@@ -32,13 +32,18 @@ impl Backend {
     }
 }
 
-/// Splits `items` into chunks whose lengths come from a small fixed set: `max` (a power of
-/// two) while that many remain, then descending powers of two. A multi-row statement built
-/// per chunk then has at most `log2(max) + 1` distinct texts, which the connection's
-/// statement cache keeps prepared; chunks of whatever length a batch happened to have
-/// re-prepared a statement of hundreds of rows on every batch.
-pub fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
-    debug_assert!(max.is_power_of_two());
+/// Most rows (or list items) in one statement built per chunk by [`shaped_chunks`]; at 9
+/// bound values a row, far below SQLite's 32,766 and Postgres's 65,535.
+pub const MAX_ROWS: usize = 256;
+
+/// Splits `items` into chunks whose lengths come from a small fixed set: [`MAX_ROWS`] while
+/// that many remain, then descending powers of two. A multi-row statement built per chunk
+/// then has at most 9 distinct texts, which the connection's statement cache keeps prepared.
+/// Chunks of whatever length a batch happened to have prepared a new statement of hundreds
+/// of rows on every batch, and sqlx kept up to 100 of them per connection.
+pub fn shaped_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    const { assert!(MAX_ROWS.is_power_of_two()) };
+    let max = MAX_ROWS;
     let mut rest = items;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -63,16 +68,21 @@ mod tests {
     fn shaped_chunks_cover_every_item_in_order_with_power_of_two_lengths() {
         let lens = |n: usize| -> Vec<usize> {
             let items: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = shaped_chunks(&items, 256).collect();
+            let chunks: Vec<&[usize]> = shaped_chunks(&items).collect();
             assert_eq!(chunks.concat(), items);
             chunks.iter().map(|c| c.len()).collect()
         };
         assert_eq!(lens(0), Vec::<usize>::new());
         assert_eq!(lens(1), [1]);
         assert_eq!(lens(7), [4, 2, 1]);
+        assert_eq!(MAX_ROWS, 256);
         assert_eq!(lens(256), [256]);
         assert_eq!(lens(600), [256, 256, 64, 16, 8]);
-        assert!((1..2000).all(|n| lens(n).iter().all(|l| l.is_power_of_two() && *l <= 256)));
+        assert!((1..2000).all(|n| {
+            lens(n)
+                .iter()
+                .all(|l| l.is_power_of_two() && *l <= MAX_ROWS)
+        }));
     }
 
     #[test]

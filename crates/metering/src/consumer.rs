@@ -219,7 +219,7 @@ async fn insert_ledger(
         .execute(&mut **tx)
         .await?;
     let mut inserted = 0;
-    for chunk in shaped_chunks(entries, CHUNK) {
+    for chunk in shaped_chunks(entries) {
         inserted += ledger_insert(backend, chunk, false)
             .execute(&mut **tx)
             .await?
@@ -237,7 +237,7 @@ async fn insert_ledger(
         return Ok(Fresh::All);
     }
     let mut fresh = HashSet::with_capacity(entries.len());
-    for chunk in shaped_chunks(entries, CHUNK) {
+    for chunk in shaped_chunks(entries) {
         for row in ledger_insert(backend, chunk, true)
             .fetch_all(&mut **tx)
             .await?
@@ -247,11 +247,6 @@ async fn insert_ledger(
     }
     Ok(Fresh::Only(fresh))
 }
-
-/// Most rows per multi-row statement (ledger, balances, usage; at most 9 bound values a row).
-/// Chunk lengths come from a fixed set (`shaped_chunks`), so the statements stay prepared
-/// between batches.
-const CHUNK: usize = 256;
 
 /// `INSERT INTO ledger` for `chunk`, skipping event ids already charged.
 fn ledger_insert(
@@ -308,7 +303,7 @@ async fn update_balances(
     }
     let ids: Vec<&str> = by_ns.keys().copied().collect();
     let mut current: HashMap<String, i64> = HashMap::new();
-    for chunk in shaped_chunks(&ids, CHUNK) {
+    for chunk in shaped_chunks(&ids) {
         let sql = format!(
             "SELECT namespace_id, balance_nanos FROM balances WHERE namespace_id IN ({})",
             backend.list(1, chunk.len())
@@ -353,7 +348,7 @@ async fn update_balances(
         })
         .collect();
     // One statement for every namespace of the batch.
-    for chunk in shaped_chunks(&new_balances, CHUNK) {
+    for chunk in shaped_chunks(&new_balances) {
         let sql = format!(
             "INSERT INTO balances (namespace_id, balance_nanos, updated_at) VALUES {} \
              ON CONFLICT (namespace_id) DO UPDATE SET balance_nanos = excluded.balance_nanos, \
@@ -442,7 +437,7 @@ async fn update_usage(
         u.cost = u.cost.saturating_sub(e.amount.nanos());
     }
     let keys: Vec<_> = by_key.into_iter().collect();
-    for chunk in shaped_chunks(&keys, CHUNK) {
+    for chunk in shaped_chunks(&keys) {
         let rows = backend.rows(1, chunk.len(), 9);
         let sql = format!(
             "INSERT INTO usage_daily (namespace_id, day, database_id, caller, queries, rows_read, rows_written, storage_bytes, cost_nanos) \

@@ -128,16 +128,19 @@ impl NatsBus {
         try_join_all(acks.into_iter().map(|a| a.into_future()))
             .await
             .map_err(nats_err)?;
-        let sql = format!(
-            "UPDATE events SET published_at = {} WHERE seq IN ({})",
-            cp.backend().param(1),
-            cp.backend().list(2, seqs.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
-        for s in &seqs {
-            query = query.bind(*s);
+        let published = now_ms();
+        for chunk in crate::sql::shaped_chunks(&seqs) {
+            let sql = format!(
+                "UPDATE events SET published_at = {} WHERE seq IN ({})",
+                cp.backend().param(1),
+                cp.backend().list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(published);
+            for s in chunk {
+                query = query.bind(*s);
+            }
+            query.execute(cp.pool()).await?;
         }
-        query.execute(cp.pool()).await?;
         Ok(seqs.len())
     }
 
@@ -267,7 +270,7 @@ impl NatsBus {
         }
         let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
         let mut fresh_ids = std::collections::HashSet::new();
-        for chunk in events.chunks(1000) {
+        for chunk in crate::sql::shaped_chunks(events) {
             let sql = format!(
                 "INSERT INTO processed_events (consumer, event_id) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
                 cp.backend().rows(1, chunk.len(), 2)

@@ -263,7 +263,7 @@ async fn record(
     }
     moved.sort();
     for group in moved.chunk_by(|a, b| a.0 == b.0) {
-        for chunk in group.chunks(500) {
+        for chunk in persql_events::sql::shaped_chunks(group) {
             advance(&mut tx, backend, chunk[0].0, chunk).await?;
         }
     }
