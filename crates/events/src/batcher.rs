@@ -1,7 +1,7 @@
 //! Group commit for query usage events: the query path hands events to a channel and a
 //! background task appends them in batches, so no query waits on a control-plane write.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -66,29 +66,28 @@ async fn run(cp: ControlPlane, mut rx: mpsc::Receiver<Envelope>, shutdown: Cance
     }
 }
 
-/// Appends `buf` in one transaction, retrying transient failures a few times.
+/// Appends `buf` in one transaction, retrying transient failures a few times, and hands the
+/// committed batch to this process's embedded consumers (they need not read it back).
 async fn write(cp: &ControlPlane, buf: &mut Vec<Envelope>) {
+    // Moved out, so `buf` keeps its capacity.
+    let events: Arc<[Envelope]> = buf.drain(..).collect();
     for attempt in 0..5u32 {
-        let result = async {
-            let mut tx = cp.begin().await?;
-            outbox::append(&mut tx, cp.backend(), buf).await?;
-            cp.commit(tx).await
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                buf.clear();
-                return;
-            }
+        match append(cp, &events).await {
+            Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, attempt, events = buf.len(), "writing query events failed");
+                tracing::warn!(error = %e, attempt, events = events.len(), "writing query events failed");
                 tokio::time::sleep(crate::bus::backoff(attempt)).await;
             }
         }
     }
     tracing::error!(
-        events = buf.len(),
+        events = events.len(),
         "query events dropped after repeated write failures"
     );
-    buf.clear();
+}
+
+async fn append(cp: &ControlPlane, events: &Arc<[Envelope]>) -> Result<(), crate::StoreError> {
+    let mut tx = cp.begin().await?;
+    let first = outbox::append_numbered(&mut tx, cp.backend(), events).await?;
+    cp.commit_handing_off(tx, first, events.clone()).await
 }

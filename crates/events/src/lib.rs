@@ -4,6 +4,7 @@
 pub mod batcher;
 pub mod bus;
 pub mod envelope;
+mod handoff;
 pub mod outbox;
 pub mod sql;
 pub mod store;

@@ -11,6 +11,8 @@ use sqlx::{
 };
 use tokio::sync::watch;
 
+use crate::{envelope::Envelope, handoff::Handoff};
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -56,6 +58,8 @@ pub struct ControlPlane {
     log_reader: Option<SqlitePool>,
     backend: Backend,
     appended: Arc<watch::Sender<u64>>,
+    /// Batches this process committed with known `seq`s, for its embedded consumers.
+    handoff: Arc<Handoff>,
 }
 
 impl ControlPlane {
@@ -137,6 +141,7 @@ impl ControlPlane {
             log_reader,
             backend,
             appended: Arc::new(appended),
+            handoff: Arc::default(),
         })
     }
 
@@ -170,6 +175,28 @@ impl ControlPlane {
         tx.commit().await?;
         self.notify_appended();
         Ok(())
+    }
+
+    /// Commits `tx`, whose appended events are `events` at `seq`s from `first` (when known,
+    /// see [`crate::outbox::append_numbered`]), hands them to this process's embedded
+    /// consumers and wakes the log's tailers.
+    pub async fn commit_handing_off(
+        &self,
+        tx: Tx,
+        first: Option<i64>,
+        events: Arc<[Envelope]>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        if let Some(first) = first {
+            self.handoff.push(first, events);
+        }
+        self.notify_appended();
+        Ok(())
+    }
+
+    /// Batches committed by this process (see [`Handoff`]).
+    pub(crate) fn handoff(&self) -> &Handoff {
+        &self.handoff
     }
 
     /// Wakes in-process tailers of the embedded log (called after a commit that appended events).

@@ -47,9 +47,18 @@ pub(super) async fn consume(
     let mut stored_at = std::time::Instant::now();
     let types = handler.types();
     let wanted = |t: &str| types.contains(&t);
+    // Only readers of query events gain from the batcher's batches handed over in memory.
+    let handed = wanted(QUERY_EXECUTED);
     while !shutdown.is_cancelled() {
-        let batch = match read_after(&cp, offset, BATCH, &wanted).await {
-            Ok(batch) => batch,
+        let step = if handed {
+            next_step(&cp, offset, &wanted).await
+        } else {
+            read_after(&cp, offset, i64::MAX, BATCH, &wanted)
+                .await
+                .map(Step::from)
+        };
+        let step = match step {
+            Ok(step) => step,
             Err(e) => {
                 tracing::warn!(consumer = name, error = %e, "reading the event log failed");
                 attempt += 1;
@@ -59,7 +68,7 @@ pub(super) async fn consume(
                 continue;
             }
         };
-        let Some(last) = batch.last else {
+        let Some(last) = step.last else {
             tokio::select! {
                 _ = appended.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
@@ -67,21 +76,19 @@ pub(super) async fn consume(
             }
             continue;
         };
-        let wanted: Vec<Envelope> = batch
-            .events
-            .into_iter()
-            .filter_map(|(_, e)| handler.types().contains(&e.type_suffix()).then_some(e))
-            .collect();
-        if wanted.is_empty() && stored_at.elapsed() < SKIP_PERSIST_EVERY {
+        let nothing = step.segments.iter().all(|s| s.is_empty());
+        if nothing && stored_at.elapsed() < SKIP_PERSIST_EVERY {
             offset = last;
             continue;
         }
-        match apply(&cp, handler.as_ref(), &wanted, last).await {
+        match apply(&cp, handler.as_ref(), &step.segments, last).await {
             Ok(()) => {
                 attempt = 0;
                 offset = last;
                 (stored, stored_at) = (last, std::time::Instant::now());
-                handler.committed(&wanted).await;
+                for segment in &step.segments {
+                    handler.committed(segment).await;
+                }
             }
             Err(e) => {
                 attempt += 1;
@@ -100,14 +107,18 @@ pub(super) async fn consume(
     }
 }
 
+/// Applies `segments` (in log order) and moves the consumer's offset to `last`, in one
+/// transaction.
 async fn apply(
     cp: &ControlPlane,
     handler: &dyn Handler,
-    events: &[Envelope],
+    segments: &[Segment],
     last: i64,
 ) -> Result<(), String> {
     let mut tx = cp.begin().await.map_err(|e| e.to_string())?;
-    if !events.is_empty() {
+    let mut any = false;
+    for events in segments.iter().filter(|s| !s.is_empty()) {
+        any = true;
         handler
             .handle_batch(&mut tx, events)
             .await
@@ -122,12 +133,12 @@ async fn apply(
     .execute(&mut *tx)
     .await
     .map_err(|e| e.to_string())?;
-    if events.is_empty() {
-        // Only the offset moved: nothing for the log's tailers to read, so do not wake them.
-        tx.commit().await.map_err(|e| e.to_string())
-    } else {
+    if any {
         // Handlers may append events (metering's `balance.*`): wake the tailers.
         cp.commit(tx).await.map_err(|e| e.to_string())
+    } else {
+        // Only the offset moved: nothing for the log's tailers to read, so do not wake them.
+        tx.commit().await.map_err(|e| e.to_string())
     }
 }
 
@@ -143,27 +154,30 @@ async fn load_offset(cp: &ControlPlane, name: &str) -> Result<i64, StoreError> {
 }
 
 /// Events read from the log: `last` is the highest `seq` read (also when its row did not decode,
-/// so a consumer never sticks on a bad row).
+/// so a consumer never sticks on a bad row); `full` when the read stopped at its limit.
 struct Batch {
     last: Option<i64>,
+    full: bool,
     events: Vec<(i64, Envelope)>,
 }
 
-/// The log after an offset, for readers that handle `query.executed`.
-const READ_ALL: &str = "SELECT seq, type, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
-/// The log after an offset without `query.executed`, through the partial index
-/// `events_without_queries` (migration 0006). One query event per query makes up nearly the
-/// whole log: a reader that drops them (the provisioner, the rollout trigger, each API
-/// process's cache invalidation) never steps over those rows, so its cost follows the other
-/// events only. Its batch's `last` is then the newest other event, not the log's head.
+/// The log between two offsets, for readers that handle `query.executed`.
+const READ_ALL: &str =
+    "SELECT seq, type, body FROM events WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3";
+/// The same without `query.executed`, through the partial index `events_without_queries`
+/// (migration 0006). One query event per query makes up nearly the whole log: a reader that
+/// drops them (the provisioner, the rollout trigger, each API process's cache invalidation)
+/// never steps over those rows, so its cost follows the other events only. Its batch's
+/// `last` is then the newest other event, not the log's head.
 const READ_WITHOUT_QUERIES: &str = "SELECT seq, type, body FROM events \
-     WHERE seq > $1 AND type <> 'query.executed' ORDER BY seq LIMIT $2";
+     WHERE seq > $1 AND seq < $2 AND type <> 'query.executed' ORDER BY seq LIMIT $3";
 
-/// Events with `seq > after`, oldest first. Rows that do not decode are logged and skipped.
-/// Only rows whose type `wanted` accepts are decoded (`None`: all).
+/// Events with `after < seq < before`, oldest first. Rows that do not decode are logged and
+/// skipped. Only rows whose type `wanted` accepts are decoded.
 async fn read_after(
     cp: &ControlPlane,
     after: i64,
+    before: i64,
     limit: i64,
     wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Batch, StoreError> {
@@ -176,6 +190,7 @@ async fn read_after(
         Some(reader) => {
             sqlx::query_as(sql)
                 .bind(after)
+                .bind(before)
                 .bind(limit)
                 .fetch_all(reader)
                 .await?
@@ -183,11 +198,13 @@ async fn read_after(
         None => {
             sqlx::query_as(sql)
                 .bind(after)
+                .bind(before)
                 .bind(limit)
                 .fetch_all(cp.pool())
                 .await?
         }
     };
+    let full = rows.len() as i64 >= limit;
     let mut out = Vec::with_capacity(rows.len());
     let mut last = None;
     for (seq, ty, body) in rows {
@@ -200,7 +217,86 @@ async fn read_after(
             Err(e) => tracing::error!(seq, error = %e, "undecodable event in the log; skipped"),
         }
     }
-    Ok(Batch { last, events: out })
+    Ok(Batch {
+        last,
+        full,
+        events: out,
+    })
+}
+
+/// Events a consumer applies in one go, in log order: read from the log, or a batch this
+/// process committed, handed over as it was.
+enum Segment {
+    Read(Vec<Envelope>),
+    Handed(Arc<[Envelope]>),
+}
+
+impl std::ops::Deref for Segment {
+    type Target = [Envelope];
+
+    fn deref(&self) -> &[Envelope] {
+        match self {
+            Segment::Read(events) => events,
+            Segment::Handed(events) => events,
+        }
+    }
+}
+
+/// One step of a consumer: its segments, and the offset they reach (`None`: nothing new).
+struct Step {
+    last: Option<i64>,
+    segments: Vec<Segment>,
+}
+
+impl From<Batch> for Step {
+    fn from(b: Batch) -> Self {
+        Step {
+            last: b.last,
+            segments: vec![Segment::Read(
+                b.events.into_iter().map(|(_, e)| e).collect(),
+            )],
+        }
+    }
+}
+
+/// The next step after `offset` for a reader of query events: the batches this process
+/// committed after it (see [`crate::handoff`]), with whatever lies between the offset and
+/// them read from the log; or, with none held, a read of the log.
+async fn next_step(
+    cp: &ControlPlane,
+    offset: i64,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Step, StoreError> {
+    let held = cp.handoff().after(offset, BATCH as usize);
+    let (Some(first), Some(newest)) = (held.first(), held.last()) else {
+        return read_after(cp, offset, i64::MAX, BATCH, wanted)
+            .await
+            .map(Step::from);
+    };
+    let last = newest.last();
+    let mut step = if first.first > offset + 1 {
+        // Rows between: other transactions' events (this consumer's own among them).
+        let gap = read_after(cp, offset, first.first, BATCH, wanted).await?;
+        if gap.full {
+            return Ok(Step::from(gap));
+        }
+        Step::from(gap)
+    } else {
+        Step {
+            last: None,
+            segments: Vec::new(),
+        }
+    };
+    step.last = Some(last);
+    for batch in held {
+        if batch.events.iter().all(|e| wanted(e.type_suffix())) {
+            step.segments.push(Segment::Handed(batch.events));
+        } else {
+            let events = batch.events.iter().filter(|e| wanted(e.type_suffix()));
+            step.segments.push(Segment::Read(events.cloned().collect()));
+        }
+    }
+    Ok(step)
 }
 
 pub(super) async fn tail(
@@ -217,10 +313,11 @@ pub(super) async fn tail(
         let mut offset = start;
         let mut appended = cp.appended();
         loop {
-            match read_after(&cp, offset, BATCH, &wanted).await {
+            match read_after(&cp, offset, i64::MAX, BATCH, &wanted).await {
                 Ok(Batch {
                     last: Some(last),
                     events,
+                    ..
                 }) => {
                     for (_, e) in events {
                         if out.send(e).await.is_err() {
@@ -255,7 +352,7 @@ pub(super) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EventPayload, QueryExecuted, TokensRevoked, outbox};
+    use crate::{EventPayload, HandlerError, QueryExecuted, TokensRevoked, Tx, outbox};
 
     fn query() -> Envelope {
         Envelope::new(
@@ -313,6 +410,7 @@ mod tests {
             "EXPLAIN QUERY PLAN {READ_WITHOUT_QUERIES}"
         )))
         .bind(0i64)
+        .bind(i64::MAX)
         .bind(10i64)
         .fetch_all(cp.pool())
         .await
@@ -324,22 +422,171 @@ mod tests {
         );
 
         let skip_queries = |t: &str| t != QUERY_EXECUTED;
-        let batch = read_after(&cp, 0, 10, &skip_queries).await.unwrap();
+        let batch = read_after(&cp, 0, i64::MAX, 10, &skip_queries)
+            .await
+            .unwrap();
         let ids: Vec<&str> = batch.events.iter().map(|(_, e)| e.id.as_str()).collect();
         assert_eq!(ids, [r1.id.as_str(), r2.id.as_str()]);
         // `last` is the newest event it read: the second revocation (seq 5), not the head.
         assert_eq!(batch.last, Some(5));
-        let after = read_after(&cp, 5, 10, &skip_queries).await.unwrap();
+        let after = read_after(&cp, 5, i64::MAX, 10, &skip_queries)
+            .await
+            .unwrap();
         assert_eq!((after.last, after.events.len()), (None, 0));
         // A limit cuts the filtered read at the limit's worth of other events.
-        let first = read_after(&cp, 0, 1, &skip_queries).await.unwrap();
+        let first = read_after(&cp, 0, i64::MAX, 1, &skip_queries)
+            .await
+            .unwrap();
         assert_eq!((first.last, first.events.len()), (Some(2), 1));
 
-        let all = read_after(&cp, 0, 10, &|_: &str| true).await.unwrap();
+        let all = read_after(&cp, 0, i64::MAX, 10, &|_: &str| true)
+            .await
+            .unwrap();
         assert_eq!(all.last, Some(6));
         assert_eq!(all.events.len(), 6);
         assert_eq!(all.events[0].1.id, q1.id);
         assert_eq!(all.events[5].1.id, q4.id);
+        // An upper bound stops the read before it; a read that stops at its limit is full.
+        let between = read_after(&cp, 1, 4, 10, &|_: &str| true).await.unwrap();
+        assert_eq!(
+            (between.last, between.events.len(), between.full),
+            (Some(3), 2, false)
+        );
+        assert!(
+            read_after(&cp, 0, i64::MAX, 6, &|_: &str| true)
+                .await
+                .unwrap()
+                .full
+        );
         cp.close().await;
+    }
+
+    /// Appends `events` as the query-event batcher does: numbered and handed over.
+    async fn hand_off(cp: &ControlPlane, events: &[Envelope]) -> Option<i64> {
+        let mut tx = cp.begin().await.unwrap();
+        let first = outbox::append_numbered(&mut tx, cp.backend(), events)
+            .await
+            .unwrap();
+        cp.commit_handing_off(tx, first, events.into())
+            .await
+            .unwrap();
+        first
+    }
+
+    async fn append(cp: &ControlPlane, events: &[Envelope]) {
+        let mut tx = cp.begin().await.unwrap();
+        outbox::append(&mut tx, cp.backend(), events).await.unwrap();
+        cp.commit(tx).await.unwrap();
+    }
+
+    fn ids(step: &Step) -> Vec<(bool, String)> {
+        step.segments
+            .iter()
+            .flat_map(|s| {
+                let handed = matches!(s, Segment::Handed(_));
+                s.iter().map(move |e| (handed, e.id.clone()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn readers_of_query_events_take_handed_batches_and_read_only_what_lies_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let (q1, q2, r1, q3, q4) = (query(), query(), revoked(), query(), query());
+        assert_eq!(hand_off(&cp, &[q1.clone(), q2.clone()]).await, Some(1));
+        append(&cp, std::slice::from_ref(&r1)).await;
+        assert_eq!(hand_off(&cp, std::slice::from_ref(&q3)).await, Some(4));
+        assert_eq!(hand_off(&cp, std::slice::from_ref(&q4)).await, Some(5));
+        // An id already logged: the batch is in the log, but its numbers are unknown.
+        assert_eq!(hand_off(&cp, std::slice::from_ref(&q4)).await, None);
+
+        let all = |_: &str| true;
+        let step = next_step(&cp, 0, &all).await.unwrap();
+        assert_eq!(step.last, Some(2));
+        assert_eq!(ids(&step), [(true, q1.id.clone()), (true, q2.id.clone())]);
+        // The revocation between comes from the log, then both batches that follow it.
+        let step = next_step(&cp, 2, &all).await.unwrap();
+        assert_eq!(step.last, Some(5));
+        let expected = [
+            (false, r1.id.clone()),
+            (true, q3.id.clone()),
+            (true, q4.id.clone()),
+        ];
+        assert_eq!(ids(&step), expected);
+        // Past the newest batch held: the log.
+        let step = next_step(&cp, 5, &all).await.unwrap();
+        assert_eq!((step.last, ids(&step).len()), (None, 0));
+        // Only what the reader wants is in its segments; the offset still covers the rest.
+        let queries_only = |t: &str| t == QUERY_EXECUTED;
+        let step = next_step(&cp, 2, &queries_only).await.unwrap();
+        assert_eq!(step.last, Some(5));
+        assert_eq!(ids(&step), [(true, q3.id.clone()), (true, q4.id.clone())]);
+        let revocations_only = |t: &str| t != QUERY_EXECUTED;
+        let step = next_step(&cp, 0, &revocations_only).await.unwrap();
+        assert_eq!(step.last, Some(2));
+        assert!(ids(&step).is_empty());
+        cp.close().await;
+    }
+
+    /// Records what it was handed, in order.
+    #[derive(Default)]
+    struct Recorder {
+        seen: parking_lot::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Handler for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn types(&self) -> &'static [&'static str] {
+            &["query.executed", "token.revoked"]
+        }
+        async fn handle(&self, _tx: &mut Tx, _event: &Envelope) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn committed(&self, events: &[Envelope]) {
+            self.seen.lock().extend(events.iter().map(|e| e.id.clone()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_sees_the_whole_log_once_in_order_whoever_wrote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        // Another process on the same control plane: its batches are not handed over here.
+        let other = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let shutdown = CancellationToken::new();
+        let consumer = tokio::spawn(consume(cp.clone(), recorder.clone(), shutdown.clone()));
+        for round in 0..40 {
+            let batch: Vec<Envelope> = (0..1 + round % 7).map(|_| query()).collect();
+            match round % 4 {
+                0 | 1 => {
+                    hand_off(&cp, &batch).await;
+                }
+                2 => append(&cp, &[revoked(), query()]).await,
+                _ => {
+                    hand_off(&other, &batch).await;
+                }
+            }
+            if round % 5 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let logged: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY seq")
+            .fetch_all(cp.pool())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while recorder.seen.lock().len() < logged.len() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        consumer.await.unwrap();
+        assert_eq!(*recorder.seen.lock(), logged);
+        cp.close().await;
+        other.close().await;
     }
 }

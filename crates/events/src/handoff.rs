@@ -1,0 +1,145 @@
+//! Log rows this process committed, kept in memory for its own embedded consumers: a
+//! consumer that handles query events takes the query-event batcher's committed batches from
+//! here instead of reading each ~600-byte body back from the log and decoding it again. The
+//! log stays the source of truth: a batch is held only when its `seq`s are known exactly, and
+//! whatever lies between a consumer's offset and the batches held (other writers' events,
+//! other processes', the consumer's own) is read from the log.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use parking_lot::Mutex;
+
+use crate::envelope::Envelope;
+
+/// Events held at most (oldest batches go first). At tens of thousands of queries a second
+/// this is a fraction of a second of the log: enough for consumers that keep up, and a
+/// consumer that falls behind reads the log as before.
+const KEEP_EVENTS: usize = 10_000;
+
+/// Events committed together whose `seq`s are `first`, `first + 1`, ….
+#[derive(Clone, Debug)]
+pub(crate) struct Committed {
+    pub(crate) first: i64,
+    pub(crate) events: Arc<[Envelope]>,
+}
+
+impl Committed {
+    /// The `seq` of the batch's last event.
+    pub(crate) fn last(&self) -> i64 {
+        self.first + self.events.len() as i64 - 1
+    }
+}
+
+/// The batches held, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    batches: VecDeque<Committed>,
+    events: usize,
+}
+
+impl Handoff {
+    /// Holds a committed batch (`events` at `seq`s from `first`), dropping the oldest beyond
+    /// [`KEEP_EVENTS`].
+    pub(crate) fn push(&self, first: i64, events: Arc<[Envelope]>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut held = self.held.lock();
+        // Commits are serialized, so batches arrive in `seq` order; a stale one would break
+        // the order `after` relies on, so it is not held.
+        if held.batches.back().is_some_and(|b| b.last() >= first) {
+            return;
+        }
+        held.events += events.len();
+        held.batches.push_back(Committed { first, events });
+        while held.events > KEEP_EVENTS && held.batches.len() > 1 {
+            if let Some(old) = held.batches.pop_front() {
+                held.events -= old.events.len();
+            }
+        }
+    }
+
+    /// The held batches wholly after `offset`, oldest first: the first of them, then those
+    /// that follow it without a gap, while their events add up to at most `limit` (the
+    /// first is always taken).
+    pub(crate) fn after(&self, offset: i64, limit: usize) -> Vec<Committed> {
+        let held = self.held.lock();
+        let start = held.batches.partition_point(|b| b.first <= offset);
+        let mut out: Vec<Committed> = Vec::new();
+        let mut events = 0;
+        for b in held.batches.range(start..) {
+            if let Some(prev) = out.last()
+                && (prev.last() + 1 != b.first || events + b.events.len() > limit)
+            {
+                break;
+            }
+            events += b.events.len();
+            out.push(b.clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokensRevoked;
+
+    fn events(n: usize) -> Arc<[Envelope]> {
+        (0..n)
+            .map(|_| {
+                Envelope::new(
+                    "/t",
+                    "acme",
+                    "tokens",
+                    &TokensRevoked {
+                        token_ids: vec![],
+                        reason: "test".into(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn firsts(batches: &[Committed]) -> Vec<i64> {
+        batches.iter().map(|b| b.first).collect()
+    }
+
+    #[test]
+    fn batches_after_an_offset_stop_at_the_first_gap_and_the_limit() {
+        let h = Handoff::default();
+        h.push(1, events(3)); // 1..=3
+        h.push(4, events(2)); // 4..=5
+        h.push(8, events(2)); // 8..=9, after a gap (6, 7: another writer's)
+        h.push(10, events(4)); // 10..=13
+        assert_eq!(firsts(&h.after(0, 100)), [1, 4]);
+        // A batch the offset reaches into is not taken: its rest comes from the log.
+        assert_eq!(firsts(&h.after(2, 100)), [4]);
+        assert_eq!(firsts(&h.after(5, 100)), [8, 10]);
+        assert_eq!(firsts(&h.after(6, 100)), [8, 10]);
+        assert_eq!(firsts(&h.after(5, 5)), [8]);
+        // The first batch is taken whatever the limit.
+        assert_eq!(firsts(&h.after(9, 1)), [10]);
+        assert!(h.after(13, 100).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_batches_go_beyond_the_limit_and_stale_ones_are_not_held() {
+        let h = Handoff::default();
+        h.push(1, events(KEEP_EVENTS - 1));
+        let next = KEEP_EVENTS as i64;
+        h.push(next, events(2));
+        assert_eq!(firsts(&h.after(0, usize::MAX)), [next]);
+        // Overlapping what is held: not held.
+        h.push(next + 1, events(1));
+        h.push(next + 2, events(0));
+        assert_eq!(firsts(&h.after(0, usize::MAX)), [next]);
+        h.push(next + 2, events(1));
+        assert_eq!(firsts(&h.after(0, usize::MAX)), [next, next + 2]);
+    }
+}
