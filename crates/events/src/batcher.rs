@@ -88,6 +88,88 @@ async fn write(cp: &ControlPlane, buf: &mut Vec<Envelope>) {
 
 async fn append(cp: &ControlPlane, events: &Arc<[Envelope]>) -> Result<(), crate::StoreError> {
     let mut tx = cp.begin().await?;
-    let first = outbox::append_numbered(&mut tx, cp.backend(), events).await?;
+    // Numbering costs a statement; only worth it when a consumer here takes the batch.
+    let first = if cp.handoff().wanted() {
+        outbox::append_numbered(&mut tx, cp.backend(), events).await?
+    } else {
+        outbox::append(&mut tx, cp.backend(), events).await?;
+        None
+    };
     cp.commit_handing_off(tx, first, events.clone()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{QueryExecuted, store::ControlPlane};
+
+    fn query() -> Envelope {
+        Envelope::new(
+            "/t",
+            "acme",
+            "databases/d",
+            &QueryExecuted {
+                database_id: "d".into(),
+                namespace_id: "n".into(),
+                billed_namespace_id: "n".into(),
+                token_id: "t".into(),
+                role: "read".into(),
+                statements: 1,
+                rows_read: 0,
+                rows_written: 0,
+                bytes: 0,
+                duration_us: 1,
+                error: None,
+            },
+        )
+    }
+
+    async fn logged(cp: &ControlPlane, n: i64) {
+        for _ in 0..500 {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+                .fetch_one(cp.pool())
+                .await
+                .unwrap();
+            if count >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} events logged");
+    }
+
+    #[tokio::test]
+    async fn batches_are_held_for_consumers_only_once_one_wants_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let (batcher, task) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
+        batcher.send(query()).await;
+        logged(&cp, 1).await;
+        assert!(cp.handoff().after(0, usize::MAX).is_empty());
+
+        cp.handoff().want();
+        let (a, b) = (query(), query());
+        batcher.send(a.clone()).await;
+        batcher.send(b.clone()).await;
+        logged(&cp, 3).await;
+        let held = cp.handoff().after(0, usize::MAX);
+        let ids: Vec<&str> = held
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| e.id.as_str()))
+            .collect();
+        assert_eq!(ids, [a.id.as_str(), b.id.as_str()]);
+        // Held at the `seq`s the log gave them.
+        let seqs: Vec<i64> =
+            sqlx::query_scalar("SELECT seq FROM events WHERE id IN ($1, $2) ORDER BY seq")
+                .bind(&a.id)
+                .bind(&b.id)
+                .fetch_all(cp.pool())
+                .await
+                .unwrap();
+        assert_eq!(seqs, [held[0].first, held.last().unwrap().last()]);
+        shutdown.cancel();
+        task.await.unwrap();
+        cp.close().await;
+    }
 }

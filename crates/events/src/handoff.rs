@@ -5,7 +5,13 @@
 //! whatever lies between a consumer's offset and the batches held (other writers' events,
 //! other processes', the consumer's own) is read from the log.
 
-use std::{collections::VecDeque, sync::Arc};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use parking_lot::Mutex;
 
@@ -34,6 +40,9 @@ impl Committed {
 #[derive(Debug, Default)]
 pub(crate) struct Handoff {
     held: Mutex<Held>,
+    /// Set once a consumer in this process takes batches from here: until then (NATS mode,
+    /// a `persql api` process without consumers) nothing is numbered or held.
+    wanted: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +52,16 @@ struct Held {
 }
 
 impl Handoff {
+    /// Marks that a consumer of this process reads batches from here.
+    pub(crate) fn want(&self) {
+        self.wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether committed batches are worth numbering and holding.
+    pub(crate) fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
+    }
+
     /// Holds a committed batch (`events` at `seq`s from `first`), dropping the oldest beyond
     /// [`KEEP_EVENTS`].
     pub(crate) fn push(&self, first: i64, events: Arc<[Envelope]>) {

@@ -49,6 +49,9 @@ pub(super) async fn consume(
     let wanted = |t: &str| types.contains(&t);
     // Only readers of query events gain from the batcher's batches handed over in memory.
     let handed = wanted(QUERY_EXECUTED);
+    if handed {
+        cp.handoff().want();
+    }
     while !shutdown.is_cancelled() {
         let step = if handed {
             next_step(&cp, offset, &wanted).await
