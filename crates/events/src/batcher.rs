@@ -101,28 +101,7 @@ async fn append(cp: &ControlPlane, events: &Arc<[Envelope]>) -> Result<(), crate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{QueryExecuted, store::ControlPlane};
-
-    fn query() -> Envelope {
-        Envelope::new(
-            "/t",
-            "acme",
-            "databases/d",
-            &QueryExecuted {
-                database_id: "d".into(),
-                namespace_id: "n".into(),
-                billed_namespace_id: "n".into(),
-                token_id: "t".into(),
-                role: "read".into(),
-                statements: 1,
-                rows_read: 0,
-                rows_written: 0,
-                bytes: 0,
-                duration_us: 1,
-                error: None,
-            },
-        )
-    }
+    use crate::{bus::test_query as query, store::ControlPlane};
 
     async fn logged(cp: &ControlPlane, n: i64) {
         for _ in 0..500 {

@@ -354,3 +354,5 @@ pub(super) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken)
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::query as test_query;

@@ -5,6 +5,9 @@
 mod embedded;
 mod nats;
 
+#[cfg(test)]
+pub(crate) use embedded::test_query;
+
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;

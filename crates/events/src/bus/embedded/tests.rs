@@ -3,7 +3,8 @@
 use super::*;
 use crate::{EventPayload, HandlerError, QueryExecuted, TokensRevoked, Tx, outbox};
 
-fn query() -> Envelope {
+/// A `query.executed` event (also used by the batcher's tests).
+pub(crate) fn query() -> Envelope {
     Envelope::new(
         "/t",
         "acme",
