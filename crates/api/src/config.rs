@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 use persql_metering::Prices;
-use persql_storage::{Limits, StorageConfig, Synchronous};
+use persql_storage::{BackgroundPolicy, Limits, StorageConfig, Synchronous};
 
 /// Settings shared by every process (`serve`, `api`, `provisioner`).
 #[derive(Clone, Debug, Args)]
@@ -146,10 +146,18 @@ pub struct Config {
     #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 3)]
     pub migration_concurrency: usize,
 
-    /// Nice value (0–19) of the threads a rollout migrates databases on. Above the query
-    /// threads' (0), so queries get the CPU first and the rollout what they leave.
+    /// Nice value (0–19) of the threads a rollout migrates databases on, with
+    /// `PERSQL_MIGRATION_POLICY=nice` (or where `idle` is refused). Above the query threads'
+    /// (0), so queries get the CPU first and the rollout what they leave.
     #[arg(long, env = "PERSQL_MIGRATION_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub migration_nice: i32,
+
+    /// Scheduling of the threads a rollout migrates databases on: `idle` (Linux `SCHED_IDLE`:
+    /// only CPU time queries leave, and a waking query thread preempts them) or `nice` (the
+    /// normal policy at `PERSQL_MIGRATION_NICE`). Under `idle`, a machine saturated by
+    /// queries all the time holds the rollout back until the load drops.
+    #[arg(long, env = "PERSQL_MIGRATION_POLICY", default_value = "idle", value_parser = ["idle", "nice"])]
+    pub migration_policy: String,
 
     /// Seconds between rollout passes when no migration event arrives (catches databases
     /// provisioned from an older template image while a rollout ran).
@@ -217,6 +225,11 @@ impl Config {
             },
             background_threads: self.migration_concurrency.max(1),
             background_nice: self.migration_nice,
+            background_policy: if self.migration_policy == "nice" {
+                BackgroundPolicy::Nice
+            } else {
+                BackgroundPolicy::Idle
+            },
         }
     }
 }

@@ -40,7 +40,11 @@ impl Inner {
         std::fs::create_dir_all(&tenants)?;
         std::fs::create_dir_all(&images)?;
         let handles = Cache::builder().max_capacity(cfg.max_open).build();
-        let background = Background::new(cfg.background_threads, cfg.background_nice);
+        let background = Background::new(
+            cfg.background_threads,
+            cfg.background_nice,
+            cfg.background_policy,
+        );
         Ok(Self {
             background,
             cfg,

@@ -19,6 +19,22 @@ pub struct StorageConfig {
     /// Nice value (0–19) of the background lane's threads: above the query threads' so a
     /// rollout takes the CPU queries leave idle.
     pub background_nice: i32,
+    /// Scheduling policy of the background lane's threads.
+    pub background_policy: BackgroundPolicy,
+}
+
+/// How the kernel schedules the background lane's threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackgroundPolicy {
+    /// `SCHED_IDLE` (Linux): the threads run only on CPU time no other thread wants, and a
+    /// query thread that wakes up takes their CPU at once. Where the call is refused (or on
+    /// another OS) the threads fall back to `Nice`.
+    #[default]
+    Idle,
+    /// The normal policy at `background_nice`: the kernel shares the CPU by weight (nice 10
+    /// has about a tenth of a query thread's), and a waking query thread may wait for the
+    /// running background thread's slice.
+    Nice,
 }
 
 impl Default for StorageConfig {
@@ -30,6 +46,7 @@ impl Default for StorageConfig {
             limits: Limits::default(),
             background_threads: 2,
             background_nice: 10,
+            background_policy: BackgroundPolicy::Idle,
         }
     }
 }

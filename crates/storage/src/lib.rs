@@ -23,7 +23,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Limits, StorageConfig, Synchronous};
+pub use config::{BackgroundPolicy, Limits, StorageConfig, Synchronous};
 pub use describe::{
     Column, EstimateMethod, ForeignKey, Index, RowEstimate, Schema, TEXT_BUDGET, Table, Trigger,
     View,

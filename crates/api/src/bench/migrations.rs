@@ -1,6 +1,6 @@
 //! The migrations phase: roll `ALTER TABLE … ADD COLUMN` + `CREATE INDEX` out to many
 //! databases of one template, against a bare rusqlite loop applying the same SQL to as many
-//! copies of the same file, while a light probe load queries unrelated databases (its p99
+//! copies of the same file, while a steady probe load queries unrelated databases (its p99
 //! during the rollout against the same probe with nothing else running).
 //!
 //! Set-up bypasses HTTP provisioning (it would take most of the run at full size): every
@@ -24,7 +24,7 @@ use super::{
     baseline,
     load::ClientRuntime,
     phases::TEMPLATE_DDL,
-    probe::{Probe, probe, run_probe},
+    probe::{Pace, Probe, probe, run_probe},
     report::ratio,
     target::{Api, PerSql},
 };
@@ -43,6 +43,9 @@ pub struct MigrationsReport {
     pub databases: usize,
     /// Rollout concurrency (`PERSQL_MIGRATION_CONCURRENCY`).
     pub concurrency: usize,
+    /// The probe's connections and its rate in queries/s (0: closed loop).
+    pub probe_connections: usize,
+    pub probe_rate: f64,
     /// From `POST …/migrations` to every database recorded at the new version.
     pub rollout_secs: f64,
     pub rollout_per_sec: f64,
@@ -68,7 +71,7 @@ pub async fn run(
     root: &Path,
     databases: usize,
     concurrency: usize,
-    probe_connections: usize,
+    pace: Pace,
     idle_window: Duration,
 ) -> anyhow::Result<MigrationsReport> {
     let root = root.join("migrations");
@@ -123,21 +126,18 @@ pub async fn run(
     })
     .await?;
     register(&state.cp, &ns_id, &template.id, databases).await?;
+    // The copies leave gigabytes of dirty pages at full size; their write-back would land in
+    // the idle window and inflate the idle p99 the rollout's is compared with.
+    tokio::task::spawn_blocking(rustix::fs::sync).await?;
 
     eprintln!("bench: migrations: probe load, idle…");
-    let idle = probe(
-        client,
-        probe_targets.clone(),
-        probe_connections,
-        Some(idle_window),
-    )
-    .await?;
+    let idle = probe(client, probe_targets.clone(), pace, Some(idle_window)).await?;
 
     eprintln!("bench: migrations: rolling out to {databases} databases…");
     let stop = CancellationToken::new();
     let during = {
         let (targets, stop) = (probe_targets.clone(), stop.clone());
-        client.spawn(run_probe(targets, probe_connections, stop))?
+        client.spawn(run_probe(targets, pace, stop))?
     };
     let t0 = Instant::now();
     api.post(
@@ -178,6 +178,8 @@ pub async fn run(
     Ok(MigrationsReport {
         databases,
         concurrency,
+        probe_connections: pace.connections,
+        probe_rate: pace.rate,
         rollout_secs,
         rollout_per_sec,
         bare_secs,
@@ -284,8 +286,16 @@ impl MigrationsReport {
             "migration rollout, {} dbs (concurrency {}): {:.0}/s ({:.1} s) vs bare rusqlite loop {:.0}/s (mean of {:.1} s before, {:.1} s after): ratio {:.2}\n",
             self.databases, self.concurrency, self.rollout_per_sec, self.rollout_secs, self.bare_per_sec, self.bare_before_secs, self.bare_after_secs, self.ratio
         ));
+        let pace = if self.probe_rate > 0.0 {
+            format!(
+                "{} connections at {:.0}/s",
+                self.probe_connections, self.probe_rate
+            )
+        } else {
+            format!("{} closed-loop connections", self.probe_connections)
+        };
         s.push_str(&format!(
-            "  probe on unrelated dbs p50/p99: idle {:.2}/{:.2} ms ({:.0}/s), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
+            "  probe ({pace}) on unrelated dbs p50/p99: idle {:.2}/{:.2} ms ({:.0}/s), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
             self.idle.latency.p50_ms, self.idle.latency.p99_ms, self.idle.rps,
             self.during.latency.p50_ms, self.during.latency.p99_ms, self.during.rps, self.during.errors, self.p99_ratio
         ));

@@ -86,9 +86,13 @@ pub struct BenchArgs {
     /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`'s default).
     #[arg(long, default_value_t = 3)]
     pub migration_concurrency: usize,
-    /// Closed-loop connections of the migrations phase's probe on unrelated databases.
+    /// Connections of the migrations phase's probe on unrelated databases.
     #[arg(long, default_value_t = 4)]
     pub migration_probe_connections: usize,
+    /// The probe's rate over all its connections, queries/s: a steady load the rollout
+    /// shares the machine with. 0 runs it closed-loop (saturating the machine).
+    #[arg(long, default_value_t = 1000.0)]
+    pub migration_probe_rate: f64,
     /// Directory for PerSQL's and the baseline's files (default: a temporary directory,
     /// removed afterwards).
     #[arg(long)]
@@ -159,7 +163,10 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
                 root,
                 args.migration_databases.max(1),
                 args.migration_concurrency,
-                args.migration_probe_connections,
+                probe::Pace {
+                    connections: args.migration_probe_connections,
+                    rate: args.migration_probe_rate.max(0.0),
+                },
                 spec.duration,
             )
             .await?,

@@ -1,5 +1,8 @@
-//! A light closed-loop probe: point SELECTs on random databases of a set, with latency
-//! percentiles, until stopped (the migrations phase runs it idle and during a rollout).
+//! A probe: point SELECTs on random databases of a set, with latency percentiles, until
+//! stopped (the migrations phase runs it idle and during a rollout). At a fixed rate (the
+//! default: a steady light load, the way a service's other tenants query it) or closed-loop
+//! (each connection sends its next query as soon as the last is answered: the machine is
+//! saturated, so whatever CPU a rollout takes comes out of the queries).
 
 use std::{
     sync::Arc,
@@ -24,11 +27,28 @@ pub struct Probe {
     pub errors: u64,
 }
 
+/// How hard the probe queries.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Connections, each one request at a time.
+    pub connections: usize,
+    /// Queries per second over all connections; 0 = closed loop.
+    pub rate: f64,
+}
+
+impl Pace {
+    /// Time between two sends of one connection; `None` for a closed loop.
+    fn interval(&self) -> Option<Duration> {
+        (self.rate > 0.0)
+            .then(|| Duration::from_secs_f64(self.connections.max(1) as f64 / self.rate))
+    }
+}
+
 /// The probe for `window`, or until cancelled.
 pub async fn probe(
     client: &ClientRuntime,
     targets: Arc<Vec<(String, String)>>,
-    connections: usize,
+    pace: Pace,
     window: Option<Duration>,
 ) -> anyhow::Result<Probe> {
     let stop = CancellationToken::new();
@@ -39,18 +59,27 @@ pub async fn probe(
             stop.cancel();
         });
     }
-    client.run(run_probe(targets, connections, stop)).await?
+    client.run(run_probe(targets, pace, stop)).await?
 }
 
-/// `connections` closed-loop workers sending point SELECTs to random targets until `stop`.
+/// `pace.connections` workers sending point SELECTs to random targets until `stop`.
+///
+/// At a fixed rate, each connection's sends are scheduled `interval` apart (staggered between
+/// connections). A send that is due while the previous answer is still outstanding goes out
+/// as soon as that answer arrives, and its latency counts from when it was due: a slow
+/// server shows as latency, not as fewer samples (no coordinated omission). A send that
+/// waited on the timer counts from when it went out, since the timer's own lateness (up to
+/// a millisecond in tokio) is not the server's.
 pub async fn run_probe(
     targets: Arc<Vec<(String, String)>>,
-    connections: usize,
+    pace: Pace,
     stop: CancellationToken,
 ) -> anyhow::Result<Probe> {
     let t0 = Instant::now();
+    let connections = pace.connections.max(1);
+    let interval = pace.interval();
     let mut workers = Vec::new();
-    for w in 0..connections.max(1) {
+    for w in 0..connections {
         let (targets, stop) = (targets.clone(), stop.clone());
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
@@ -59,13 +88,28 @@ pub async fn run_probe(
                 .build()?;
             let mut rng = SmallRng::seed_from_u64(0xbee5 ^ w as u64);
             let (mut lat, mut errors) = (Vec::new(), 0u64);
+            let mut due = interval.map(|i| t0 + i.mul_f64(w as f64 / connections as f64));
             while !stop.is_cancelled() {
                 let (url, auth) = &targets[rng.random_range(0..targets.len())];
                 let id = rng.random_range(1..=super::phases::HOT_ROWS);
                 let body = format!(
                     r#"{{"sql":"SELECT id, body FROM items WHERE id = ?","params":[{id}]}}"#
                 );
-                let start = Instant::now();
+                let start = match (due, interval) {
+                    (Some(at), Some(every)) => {
+                        due = Some(at + every);
+                        if Instant::now() >= at {
+                            at
+                        } else {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(at.into()) => {}
+                                _ = stop.cancelled() => break,
+                            }
+                            Instant::now()
+                        }
+                    }
+                    _ => Instant::now(),
+                };
                 let ok = match client
                     .post(url)
                     .header("authorization", auth)
@@ -98,4 +142,23 @@ pub async fn run_probe(
         latency: Percentiles::of_micros(all),
         errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_rate_spreads_over_the_connections_and_zero_is_a_closed_loop() {
+        let paced = Pace {
+            connections: 4,
+            rate: 1000.0,
+        };
+        assert_eq!(paced.interval(), Some(Duration::from_millis(4)));
+        let closed = Pace {
+            connections: 4,
+            rate: 0.0,
+        };
+        assert_eq!(closed.interval(), None);
+    }
 }
