@@ -140,9 +140,9 @@ pub struct Config {
     pub migration_rollout: String,
 
     /// Databases a template migration rollout migrates at once (provisioner), each on a
-    /// background thread at `PERSQL_MIGRATION_NICE`. Measured on 2 cores (README ›
-    /// Benchmarks › Migrations): over 100,000 databases, 3 at nice 10 ran at 0.47 × a bare
-    /// rusqlite loop's pace with query p99 on other databases at 2.0 × idle.
+    /// background thread scheduled as `PERSQL_MIGRATION_POLICY` says. Measured on 2 cores
+    /// (README › Benchmarks › Migrations, 2026-12-01): over 100,000 databases, 3 under
+    /// `SCHED_IDLE` ran at 0.65–0.79 × a bare rusqlite loop's pace.
     #[arg(long, env = "PERSQL_MIGRATION_CONCURRENCY", default_value_t = 3)]
     pub migration_concurrency: usize,
 
