@@ -91,7 +91,7 @@ pub struct BenchArgs {
     pub migration_probe_connections: usize,
     /// The probe's rate over all its connections, queries/s: a steady load the rollout
     /// shares the machine with. 0 runs it closed-loop (saturating the machine).
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 1000.0, value_parser = probe_rate)]
     pub migration_probe_rate: f64,
     /// Directory for PerSQL's and the baseline's files (default: a temporary directory,
     /// removed afterwards).
@@ -165,7 +165,7 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
                 args.migration_concurrency,
                 probe::Pace {
                     connections: args.migration_probe_connections,
-                    rate: args.migration_probe_rate.max(0.0),
+                    rate: args.migration_probe_rate,
                 },
                 spec.duration,
             )
@@ -274,6 +274,16 @@ async fn core(
     })
 }
 
+/// `--migration-probe-rate`: a finite number of queries per second, 0 or more.
+fn probe_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: queries per second, 0 (closed loop) or more"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -300,5 +310,28 @@ mod tests {
         );
         let err = rounds("0").err().expect("0 rounds must be refused");
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn the_probe_rate_is_a_finite_rate_of_zero_or_more() {
+        // `=`: a value starting with `-` would otherwise be read as a flag.
+        let rate = |v: &str| {
+            Cli::try_parse_from(["bench".to_owned(), format!("--migration-probe-rate={v}")])
+        };
+        assert_eq!(rate("0").unwrap().bench.migration_probe_rate, 0.0);
+        assert_eq!(rate("250.5").unwrap().bench.migration_probe_rate, 250.5);
+        assert_eq!(
+            Cli::try_parse_from(["bench"])
+                .unwrap()
+                .bench
+                .migration_probe_rate,
+            1000.0
+        );
+        for bad in ["-1", "NaN", "inf", "fast"] {
+            let err = rate(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} must be refused"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
     }
 }
