@@ -30,6 +30,8 @@ const NAMESPACES: usize = 300;
 const APPEND_TX: usize = 50_000;
 /// Longest wait for a relay or consumer to finish before the run is declared stuck.
 const TIMEOUT: Duration = Duration::from_secs(1800);
+/// Rest after each on/off window before the other side's starts.
+const SETTLE: Duration = Duration::from_millis(300);
 /// Interval between two probe queries of the lag measurement.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
@@ -114,21 +116,24 @@ pub async fn run(
     };
 
     let rounds = rounds.get();
+    eprintln!("bench: point SELECT, metering off and on: starting both instances…");
+    let off_side = Side::start(root.join("metering-off"), false).await?;
+    let on_side = Side::start(root.join("metering-on"), true).await?;
     let (mut offs, mut ons, mut lags, mut lag_uncharged) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for round in 1..=rounds {
         eprintln!("bench: point SELECT, metering off (round {round} of {rounds})…");
-        let dir = root.join(format!("metering-off-{round}"));
-        let (off, _) = select_with_probe(client, spec, dir, false).await?;
+        let (off, _) = off_side.window(client, spec).await?;
         eprintln!(
             "bench: point SELECT, metering on, with charge-lag probe (round {round} of {rounds})…"
         );
-        let dir = root.join(format!("metering-on-{round}"));
-        let (on, probe) = select_with_probe(client, spec, dir, true).await?;
+        let (on, probe) = on_side.window(client, spec).await?;
         lags.extend(probe.lags);
         lag_uncharged += probe.uncharged;
         offs.push(off);
         ons.push(on);
     }
+    off_side.stop().await;
+    on_side.stop().await;
     let rounds_off_rps: Vec<f64> = offs.iter().map(|r| r.rps).collect();
     let rounds_on_rps: Vec<f64> = ons.iter().map(|r| r.rps).collect();
     let (select_off, select_on) = (median_round(offs), median_round(ons));
@@ -462,7 +467,10 @@ struct Probe {
     uncharged: usize,
 }
 
-/// Phase 1's point-SELECT load on a fresh instance with metering `on` or off, plus a probe.
+/// One side of the on/off comparison: a PerSQL with metering `on` or off, its hot database
+/// filled, and a probe namespace whose charges a tail of its bus records. Both sides stay up
+/// for the whole comparison and take turns under load, so the machine's drift (a shared
+/// machine's speed moves by 10–30 % within a minute) falls on both alike.
 ///
 /// The lag probe: one extra connection queries its own database in its own namespace
 /// (`probe`) every 10 ms, one request at a time, while the load runs. Each query's
@@ -473,89 +481,130 @@ struct Probe {
 /// reached a tail of the instance's bus (`Bus::tail`: the same path that updates the
 /// API's cached balances). It therefore spans the query-event batcher's linger, the
 /// append, the metering consumer's wake-up and transaction, and the tail's read.
-async fn select_with_probe(
-    client: &ClientRuntime,
-    spec: LoadSpec,
-    dir: PathBuf,
+struct Side {
     metering: bool,
-) -> anyhow::Result<(LoadResult, Probe)> {
-    let (inst, admin) = Instance::start(dir, metering).await?;
-    let api = Api::new(&inst.base);
-    let ws = namespace(&api, &admin, "bench", metering).await?;
-    api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
-        .await?;
-    let hot = api.provision(&ws, "hot-user", "app-template").await?;
-    api.post(
-        &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
-        &hot.token,
-        json!({ "sql": phases::fill_sql() }),
-    )
-    .await
-    .context("filling the hot database")?;
-    let probe_ws = namespace(&api, &admin, "probe", metering).await?;
-    api.post("/v1/databases", &probe_ws, json!({ "slug": "probe" }))
-        .await?;
-    let probe_url = format!("{}/v1/databases/probe/probe/query", inst.base);
+    inst: Instance,
+    load_url: String,
+    load_token: String,
+    probe_url: String,
+    probe_token: String,
+    /// Charges of the probe namespace as the bus delivers them: (throughMs, seen at).
+    charges: Arc<Mutex<Vec<(i64, Instant)>>>,
+    stop_tail: CancellationToken,
+    tail: JoinHandle<()>,
+}
 
-    // Charges of the probe namespace as the bus delivers them: (throughMs, seen at).
-    let stop_tail = CancellationToken::new();
-    // Only `balance.charged` is decoded: a tail of every event would itself cost the
-    // metering-on run a JSON parse per query and skew the on/off ratio.
-    let mut rx = inst
-        .state
-        .bus
-        .tail_matching(stop_tail.clone(), |t| t == "balance.charged")
-        .await?;
-    let charges: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
-    let tail = tokio::spawn({
-        let charges = charges.clone();
-        async move {
-            while let Some(e) = rx.recv().await {
-                if e.namespace == "probe"
-                    && let Some(Ok(c)) = e.decode::<persql_events::BalanceCharged>()
-                {
-                    charges.lock().await.push((c.through_ms, Instant::now()));
+impl Side {
+    async fn start(dir: PathBuf, metering: bool) -> anyhow::Result<Self> {
+        let (inst, admin) = Instance::start(dir, metering).await?;
+        let api = Api::new(&inst.base);
+        let ws = namespace(&api, &admin, "bench", metering).await?;
+        api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
+            .await?;
+        let hot = api.provision(&ws, "hot-user", "app-template").await?;
+        let load_url = format!(
+            "{}/v1/databases/{}/{}/query",
+            inst.base, hot.namespace, hot.slug
+        );
+        api.post(
+            &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
+            &hot.token,
+            json!({ "sql": phases::fill_sql() }),
+        )
+        .await
+        .context("filling the hot database")?;
+        let probe_token = namespace(&api, &admin, "probe", metering).await?;
+        api.post("/v1/databases", &probe_token, json!({ "slug": "probe" }))
+            .await?;
+        let probe_url = format!("{}/v1/databases/probe/probe/query", inst.base);
+
+        let stop_tail = CancellationToken::new();
+        // Only `balance.charged` is decoded: a tail of every event would itself cost the
+        // metering-on run a JSON parse per query and skew the on/off ratio.
+        let mut rx = inst
+            .state
+            .bus
+            .tail_matching(stop_tail.clone(), |t| t == "balance.charged")
+            .await?;
+        let charges: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
+        let tail = tokio::spawn({
+            let charges = charges.clone();
+            async move {
+                while let Some(e) = rx.recv().await {
+                    if e.namespace == "probe"
+                        && let Some(Ok(c)) = e.decode::<persql_events::BalanceCharged>()
+                    {
+                        charges.lock().await.push((c.through_ms, Instant::now()));
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            metering,
+            inst,
+            load_url,
+            load_token: hot.token,
+            probe_url,
+            probe_token,
+            charges,
+            stop_tail,
+            tail,
+        })
+    }
+
+    /// Phase 1's point-SELECT load on the hot database for one window, with the probe; then
+    /// (metering on) waits until the last probe's charge arrived, so the window's metering
+    /// work is done before the other side's window starts.
+    async fn window(
+        &self,
+        client: &ClientRuntime,
+        spec: LoadSpec,
+    ) -> anyhow::Result<(LoadResult, Probe)> {
+        let load = client.load(
+            spec,
+            phases::fixed(self.load_url.clone(), Some(&self.load_token), false),
+        );
+        let probe = client.run(probe_queries(
+            self.probe_url.clone(),
+            self.probe_token.clone(),
+            spec,
+        ));
+        let (load, samples) = tokio::join!(load, probe);
+        let (load, samples) = (load?, samples??);
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let last_sent = samples.last().map_or(0, |s| s.0);
+        while self.metering && Instant::now() < deadline {
+            if self.charges.lock().await.iter().any(|c| c.0 >= last_sent) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Both sides rest alike between windows (the batcher's and consumer's last commits).
+        tokio::time::sleep(SETTLE).await;
+
+        let mut charges = self.charges.lock().await;
+        let mut lags = Vec::with_capacity(samples.len());
+        let mut uncharged = 0;
+        if self.metering {
+            for (sent_ms, answered) in &samples {
+                match charges.iter().find(|c| c.0 >= *sent_ms) {
+                    Some((_, seen)) => {
+                        lags.push(micros(seen.saturating_duration_since(*answered)));
+                    }
+                    None => uncharged += 1,
                 }
             }
         }
-    });
-
-    let url = format!(
-        "{}/v1/databases/{}/{}/query",
-        inst.base, hot.namespace, hot.slug
-    );
-    let load = client.load(spec, phases::fixed(url, Some(&hot.token), false));
-    let probe = client.run(probe_queries(probe_url, probe_ws, spec));
-    let (load, samples) = tokio::join!(load, probe);
-    let (load, samples) = (load?, samples??);
-
-    // Let the last probes' charges arrive.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let last_sent = samples.last().map_or(0, |s| s.0);
-    while metering && Instant::now() < deadline {
-        if charges.lock().await.iter().any(|c| c.0 >= last_sent) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        charges.clear();
+        Ok((load, Probe { lags, uncharged }))
     }
-    stop_tail.cancel();
-    let _ = tail.await;
-    inst.stop().await;
 
-    let charges = charges.lock().await;
-    let mut lags = Vec::with_capacity(samples.len());
-    let mut uncharged = 0;
-    if metering {
-        for (sent_ms, answered) in &samples {
-            match charges.iter().find(|c| c.0 >= *sent_ms) {
-                Some((_, seen)) => {
-                    lags.push(micros(seen.saturating_duration_since(*answered)));
-                }
-                None => uncharged += 1,
-            }
-        }
+    async fn stop(self) {
+        self.stop_tail.cancel();
+        let _ = self.tail.await;
+        self.inst.stop().await;
     }
-    Ok((load, Probe { lags, uncharged }))
 }
 
 /// Sequential probe queries for the load's whole run; returns (send time in Unix ms,

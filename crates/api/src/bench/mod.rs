@@ -72,10 +72,10 @@ pub struct BenchArgs {
     /// `query.executed` events in the metering consumer-throughput runs.
     #[arg(long, default_value_t = 1_000_000)]
     pub metering_events: usize,
-    /// Rounds of the metering on/off comparison: off and on alternate this many times, each
-    /// on a fresh instance, and the ratio is of the two medians (so drift on a shared machine
-    /// falls on both sides).
-    #[arg(long, default_value = "3")]
+    /// Rounds of the metering on/off comparison: one instance with metering off and one
+    /// with it on stay up, take turns under load this many times, and the ratio is of the
+    /// two medians (so drift on a shared machine falls on both sides).
+    #[arg(long, default_value = "5")]
     pub metering_rounds: std::num::NonZeroUsize,
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
@@ -306,7 +306,7 @@ mod tests {
                 .bench
                 .metering_rounds
                 .get(),
-            3
+            5
         );
         let err = rounds("0").err().expect("0 rounds must be refused");
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);

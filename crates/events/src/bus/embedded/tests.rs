@@ -239,3 +239,104 @@ async fn a_consumer_sees_the_whole_log_once_in_order_whoever_wrote_it() {
     cp.close().await;
     other.close().await;
 }
+
+/// Logs each `handle_batch` (`true`) and `committed` (`false`) call, with its time: a
+/// transaction's calls are its segments' `handle_batch`es, then their `committed`s.
+#[derive(Default)]
+struct Steps {
+    calls: parking_lot::Mutex<Vec<(bool, std::time::Instant, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Steps {
+    fn name(&self) -> &'static str {
+        "steps"
+    }
+    fn types(&self) -> &'static [&'static str] {
+        &["query.executed"]
+    }
+    async fn handle(&self, _tx: &mut Tx, _event: &Envelope) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    async fn handle_batch(&self, _tx: &mut Tx, events: &[Envelope]) -> Result<(), HandlerError> {
+        let call = (true, std::time::Instant::now(), events.len());
+        self.calls.lock().push(call);
+        Ok(())
+    }
+    async fn committed(&self, events: &[Envelope]) {
+        let call = (false, std::time::Instant::now(), events.len());
+        self.calls.lock().push(call);
+    }
+}
+
+#[tokio::test]
+async fn under_load_a_reader_of_query_events_waits_a_linger_after_each_big_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+    let steps = Arc::new(Steps::default());
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(consume(cp.clone(), steps.clone(), shutdown.clone()));
+    // Batches as the batcher commits them under load, each big enough to linger after.
+    let (batches, size) = (30, LINGER_FROM + 16);
+    let committed = || {
+        let calls = steps.calls.lock();
+        calls.iter().filter(|c| !c.0).map(|c| c.2).sum::<usize>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let until = |n: usize| async move {
+        while committed() < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    for i in 0..batches {
+        let batch: Vec<Envelope> = (0..size).map(|_| query()).collect();
+        hand_off(&cp, &batch).await;
+        if i == 0 {
+            // The first transaction is under way before the rest arrive.
+            until(size).await;
+        }
+    }
+    until(batches * size).await;
+    shutdown.cancel();
+    consumer.await.unwrap();
+    let calls = steps.calls.lock().clone();
+    assert_eq!(committed(), batches * size, "every event is applied once");
+    // A transaction starts at a `handle_batch` that follows a `committed`: each held at
+    // least LINGER_FROM events, so the next one's first call comes LINGER or more after its
+    // last `committed`.
+    let gaps: Vec<Duration> = calls
+        .windows(2)
+        .filter(|w| !w[0].0 && w[1].0)
+        .map(|w| w[1].1 - w[0].1)
+        .collect();
+    assert!(
+        !gaps.is_empty(),
+        "the batches came faster than one transaction"
+    );
+    assert!(gaps.iter().all(|g| *g >= LINGER), "{gaps:?}");
+    cp.close().await;
+}
+
+#[tokio::test]
+async fn a_step_with_more_waiting_after_it_is_behind_and_one_at_the_head_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+    let all = |_: &str| true;
+    // Held batches with another writer's event between: the first step stops at the gap.
+    assert_eq!(hand_off(&cp, &[query(), query()]).await, Some(1));
+    append(&cp, &[revoked()]).await;
+    assert_eq!(hand_off(&cp, &[query()]).await, Some(4));
+    let step = next_step(&cp, 0, &all).await.unwrap();
+    assert_eq!((step.last, step.behind), (Some(2), true));
+    let step = next_step(&cp, 2, &all).await.unwrap();
+    assert_eq!((step.last, step.behind), (Some(4), false));
+    // A read of the log that stops at its limit is behind too.
+    let backlog: Vec<Envelope> = (0..BATCH).map(|_| query()).collect();
+    append(&cp, &backlog).await;
+    let step = next_step(&cp, 4, &all).await.unwrap();
+    assert_eq!((step.last, step.behind), (Some(4 + BATCH), true));
+    append(&cp, &[query()]).await;
+    let step = next_step(&cp, 4 + BATCH, &all).await.unwrap();
+    assert_eq!((step.last, step.behind), (Some(5 + BATCH), false));
+    cp.close().await;
+}
