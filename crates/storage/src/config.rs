@@ -24,12 +24,11 @@ pub struct StorageConfig {
 }
 
 /// How the kernel schedules the background lane's threads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackgroundPolicy {
     /// `SCHED_IDLE` (Linux): the threads run only on CPU time no other thread wants, and a
     /// query thread that wakes up takes their CPU at once. Where the call is refused (or on
-    /// another OS) the threads fall back to `Nice`.
-    #[default]
+    /// another OS) the threads fall back to `Nice`. The default.
     Idle,
     /// The normal policy at `background_nice`: the kernel shares the CPU by weight (nice 10
     /// has about a tenth of a query thread's), and a waking query thread may wait for the

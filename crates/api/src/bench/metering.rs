@@ -13,16 +13,16 @@ use persql_metering::{MeteringHandler, Prices};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
-use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
+use tokio::{sync::Mutex, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     load::{ClientRuntime, LoadResult, LoadSpec, Percentiles, micros},
     phases,
     report::ratio,
-    target::Api,
+    target::{Api, PerSql},
 };
-use crate::{Components, Config, Running, state::AppState};
+use crate::Config;
 
 /// Distinct billed namespaces of the synthetic stream (2 databases and 3 tokens each).
 const NAMESPACES: usize = 300;
@@ -398,49 +398,6 @@ where
     }
 }
 
-/// A PerSQL with an explicit `metering` setting (the bench's other instance uses the
-/// defaults), its HTTP state included so the probe can tail its bus.
-struct Instance {
-    base: String,
-    state: AppState,
-    running: Running,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-impl Instance {
-    async fn start(data_dir: PathBuf, metering: bool) -> anyhow::Result<(Self, String)> {
-        let admin = format!("psql_admin_{}", hex::encode(rand::random::<[u8; 20]>()));
-        let mut config = Config::for_data_dir(data_dir);
-        config.admin_token = Some(admin.clone());
-        config.token_ttl_secs = config.token_ttl_secs.max(24 * 3600);
-        config.metering = if metering { "on" } else { "off" }.to_owned();
-        let running = crate::start(config, Components::All).await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let state = running.state.clone().context("no HTTP state")?;
-        let server = tokio::spawn(crate::serve(
-            listener,
-            state.clone(),
-            running.shutdown.clone(),
-        ));
-        Ok((
-            Self {
-                base,
-                state,
-                running,
-                server,
-            },
-            admin,
-        ))
-    }
-
-    async fn stop(self) {
-        self.running.shutdown.cancel();
-        let _ = self.server.await;
-        self.running.stop().await;
-    }
-}
-
 /// Creates namespace `slug` (funded when metering is on); returns its workspace token.
 async fn namespace(api: &Api, admin: &str, slug: &str, fund: bool) -> anyhow::Result<String> {
     let v = api
@@ -469,8 +426,9 @@ struct Probe {
 
 /// One side of the on/off comparison: a PerSQL with metering `on` or off, its hot database
 /// filled, and a probe namespace whose charges a tail of its bus records. Both sides stay up
-/// for the whole comparison and take turns under load, so the machine's drift (a shared
-/// machine's speed moves by 10–30 % within a minute) falls on both alike.
+/// for the whole comparison and take turns under load, so the machine's drift (on the 2-core
+/// machine of 2026-12-02, one instance's five windows within a minute ran at 16,900–23,400
+/// queries/s) falls on both alike.
 ///
 /// The lag probe: one extra connection queries its own database in its own namespace
 /// (`probe`) every 10 ms, one request at a time, while the load runs. Each query's
@@ -483,7 +441,7 @@ struct Probe {
 /// append, the metering consumer's wake-up and transaction, and the tail's read.
 struct Side {
     metering: bool,
-    inst: Instance,
+    inst: PerSql,
     load_url: String,
     load_token: String,
     probe_url: String,
@@ -496,23 +454,13 @@ struct Side {
 
 impl Side {
     async fn start(dir: PathBuf, metering: bool) -> anyhow::Result<Self> {
-        let (inst, admin) = Instance::start(dir, metering).await?;
+        let (inst, admin) = PerSql::start_with(dir, |c| {
+            c.metering = if metering { "on" } else { "off" }.to_owned();
+        })
+        .await?;
         let api = Api::new(&inst.base);
         let ws = namespace(&api, &admin, "bench", metering).await?;
-        api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
-            .await?;
-        let hot = api.provision(&ws, "hot-user", "app-template").await?;
-        let load_url = format!(
-            "{}/v1/databases/{}/{}/query",
-            inst.base, hot.namespace, hot.slug
-        );
-        api.post(
-            &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
-            &hot.token,
-            json!({ "sql": phases::fill_sql() }),
-        )
-        .await
-        .context("filling the hot database")?;
+        let (hot, load_url) = phases::hot_database(&api, &inst.base, &ws).await?;
         let probe_token = namespace(&api, &admin, "probe", metering).await?;
         api.post("/v1/databases", &probe_token, json!({ "slug": "probe" }))
             .await?;
@@ -522,7 +470,7 @@ impl Side {
         // Only `balance.charged` is decoded: a tail of every event would itself cost the
         // metering-on run a JSON parse per query and skew the on/off ratio.
         let mut rx = inst
-            .state
+            .state()?
             .bus
             .tail_matching(stop_tail.clone(), |t| t == "balance.charged")
             .await?;

@@ -209,20 +209,7 @@ async fn core(
     let (persql, admin) = PerSql::start(root.join("persql")).await?;
     let api = Api::new(&persql.base);
     let ws = api.create_namespace(&admin, "bench").await?;
-    api.create_template(&ws, "bench", "app-template", &phases::TEMPLATE_DDL)
-        .await?;
-    let hot = api.provision(&ws, "hot-user", "app-template").await?;
-    let persql_url = format!(
-        "{}/v1/databases/{}/{}/query",
-        persql.base, hot.namespace, hot.slug
-    );
-    api.post(
-        &format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug),
-        &hot.token,
-        serde_json::json!({ "sql": phases::fill_sql() }),
-    )
-    .await
-    .context("filling the hot database")?;
+    let (hot, persql_url) = phases::hot_database(&api, &persql.base, &ws).await?;
     let ep = Endpoints {
         persql_url,
         hot,

@@ -52,6 +52,24 @@ fn insert_body(rng: &mut impl Rng) -> String {
     format!(r#"{{"sql":"{INSERT_SQL}","params":["body-{n}"]}}"#)
 }
 
+/// The bench's template (`app-template` in namespace `bench`, from [`TEMPLATE_DDL`]) and
+/// user `hot-user` provisioned from it and filled with the bench rows; returns that database
+/// and its query URL on the PerSQL at `base`.
+pub async fn hot_database(
+    api: &Api,
+    base: &str,
+    ws: &str,
+) -> anyhow::Result<(Provisioned, String)> {
+    api.create_template(ws, "bench", "app-template", &TEMPLATE_DDL)
+        .await?;
+    let hot = api.provision(ws, "hot-user", "app-template").await?;
+    let path = format!("/v1/databases/{}/{}/query", hot.namespace, hot.slug);
+    api.post(&path, &hot.token, serde_json::json!({ "sql": fill_sql() }))
+        .await
+        .context("filling the hot database")?;
+    Ok((hot, format!("{base}{path}")))
+}
+
 /// One fixed endpoint (URL + optional bearer token), select or insert bodies.
 pub fn fixed(url: String, token: Option<&str>, insert: bool) -> MakeRequest {
     let auth = token.map(|t| format!("Bearer {t}"));

@@ -22,17 +22,19 @@ const BATCH: i64 = 5000;
 const SKIP_PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// Under load, a reader of query events commits about once per `LINGER`: after committing a
 /// step of at least `LINGER_FROM` events that reached the log's head it waits `LINGER` before
-/// reading the next, so the batcher's next few batches (one per 20 ms) share one transaction.
-/// A consumer with a backlog (a full read, or more batches held after its step) goes on at
-/// once.
+/// reading the next, so the batcher's next batches (one per 20 ms: up to five in 100 ms) share
+/// one transaction. A consumer with a backlog (a full read, or more batches held after its
+/// step) goes on at once.
+///
 /// Each transaction has a fixed cost that does not shrink with its size: metering's
 /// savepoints, balance and usage upserts and `balance.charged` event, the offset, the
 /// durable commit, and every tailer's wake-up to read that event. Measured on the metering
-/// bench's point-SELECT load (2 cores, ~20,000 queries/s), lingering 100 ms cut the extra
-/// control-plane thread time of metering by about half (0.08–0.10 → 0.04–0.05 cores). It adds
-/// at most `LINGER` to the charge lag under load; a quiet stream (steps of fewer events) is
-/// applied at once. The API's running estimate of not-yet-charged spend (`Funding`) is what
-/// bounds overdraft, so the wait does not widen it.
+/// bench's point-SELECT load (2 cores, 13,000–23,000 queries/s; README › Benchmarks ›
+/// Metering, 2026-12-02), the control-plane thread time metering adds went from 0.07–0.10
+/// to 0.02–0.06 cores. The price is charge lag under load: p50/p99 35–36 / 66–91 ms without
+/// the wait, 125–136 / 202–227 ms with it. A quiet stream (steps of fewer events) is applied
+/// at once. The API's running estimate of not-yet-charged spend (`Funding`) is what bounds
+/// overdraft, so the wait does not widen it.
 const LINGER: Duration = Duration::from_millis(100);
 const LINGER_FROM: usize = 64;
 /// The type of the one event every query logs.
