@@ -127,7 +127,7 @@ mod tests {
         logged(&cp, 1).await;
         assert!(cp.handoff().after(0, usize::MAX).is_empty());
 
-        cp.handoff().want();
+        let _reader = cp.handoff().want();
         let (a, b) = (query(), query());
         batcher.send(a.clone()).await;
         batcher.send(b.clone()).await;

@@ -4,7 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -13,14 +13,13 @@ use persql_metering::{MeteringHandler, Prices};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
-use tokio::{sync::Mutex, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     load::{ClientRuntime, LoadResult, LoadSpec, Percentiles, micros},
     phases,
     report::ratio,
-    target::{Api, PerSql},
+    target::{Api, PerSqlProcess},
 };
 use crate::Config;
 
@@ -67,11 +66,19 @@ pub struct MeteringReport {
     pub select_off: LoadResult,
     /// The same with `metering = "on"`.
     pub select_on: LoadResult,
-    /// Every round's throughput, in the order run (off and on alternate, off first).
+    /// Every round's throughput, in the order run (off first in odd rounds, on first in
+    /// even ones).
     pub rounds_off_rps: Vec<f64>,
     pub rounds_on_rps: Vec<f64>,
-    /// `select_on.rps / select_off.rps`: the ratio of the medians.
+    /// Queries the metering-on side served over all its windows, over those the off side
+    /// served in as many windows of the same length, interleaved.
     pub ratio: f64,
+    /// CPU time of the side's server process per query served, over its measured windows
+    /// (µs; `None` where `/proc` is missing). On a saturated machine throughput follows it,
+    /// and unlike throughput it moves little when other tenants of the host take or give
+    /// back CPU.
+    pub cpu_us_per_query_off: Option<f64>,
+    pub cpu_us_per_query_on: Option<f64>,
     /// Answer-to-charge lag of probe queries during the metering-on loads (all rounds).
     pub lag: Percentiles,
     /// Probe queries whose charge never became visible (within 10 s after the load).
@@ -120,29 +127,52 @@ pub async fn run(
     let off_side = Side::start(root.join("metering-off"), false).await?;
     let on_side = Side::start(root.join("metering-on"), true).await?;
     let (mut offs, mut ons, mut lags, mut lag_uncharged) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut off_cpu, mut on_cpu) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        eprintln!("bench: point SELECT, metering off (round {round} of {rounds})…");
-        let (off, _) = off_side.window(client, spec).await?;
-        eprintln!(
-            "bench: point SELECT, metering on, with charge-lag probe (round {round} of {rounds})…"
-        );
-        let (on, probe) = on_side.window(client, spec).await?;
-        lags.extend(probe.lags);
-        lag_uncharged += probe.uncharged;
-        offs.push(off);
-        ons.push(on);
+        // Off then on in odd rounds, on then off in even ones (ABBA): a machine that speeds
+        // up or slows down through the run favours neither side.
+        for metering in order(round) {
+            let (side, what) = if metering {
+                (&on_side, "on, with charge-lag probe")
+            } else {
+                (&off_side, "off")
+            };
+            eprintln!("bench: point SELECT, metering {what} (round {round} of {rounds})…");
+            let (load, probe, cpu) = side.window(client, spec).await?;
+            if metering {
+                lags.extend(probe.lags);
+                lag_uncharged += probe.uncharged;
+                ons.push(load);
+                on_cpu.push(cpu);
+            } else {
+                offs.push(load);
+                off_cpu.push(cpu);
+            }
+        }
     }
     off_side.stop().await;
     on_side.stop().await;
     let rounds_off_rps: Vec<f64> = offs.iter().map(|r| r.rps).collect();
     let rounds_on_rps: Vec<f64> = ons.iter().map(|r| r.rps).collect();
+    let served = |rs: &[LoadResult]| rs.iter().map(|r| r.requests).sum::<u64>();
+    let (served_off, served_on) = (served(&offs), served(&ons));
+    let cpu_per_query = |cpu: &[Option<Duration>], n: u64| {
+        let total: Option<Duration> = cpu.iter().copied().sum();
+        total.map(|t| t.as_secs_f64() * 1e6 / n.max(1) as f64)
+    };
+    let (cpu_off, cpu_on) = (
+        cpu_per_query(&off_cpu, served_off),
+        cpu_per_query(&on_cpu, served_on),
+    );
     let (select_off, select_on) = (median_round(offs), median_round(ons));
     Ok(MeteringReport {
         embedded,
         batched,
         nats,
         nats_skipped,
-        ratio: ratio(select_on.rps, select_off.rps),
+        ratio: ratio(served_on as f64, served_off as f64),
+        cpu_us_per_query_off: cpu_off,
+        cpu_us_per_query_on: cpu_on,
         select_off,
         select_on,
         rounds_off_rps,
@@ -150,6 +180,28 @@ pub async fn run(
         lag: Percentiles::of_micros(lags),
         lag_uncharged,
     })
+}
+
+/// Which side goes first in `round` (from 1): off (`false`) in odd rounds, on in even ones.
+fn order(round: usize) -> [bool; 2] {
+    if round % 2 == 1 {
+        [false, true]
+    } else {
+        [true, false]
+    }
+}
+
+/// User plus system CPU time of process `pid` so far, from `/proc/<pid>/stat` (whose clock
+/// ticks are `USER_HZ`, 100 a second on Linux whatever the kernel's own tick rate).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3, `state`;
+    // `utime` and `stime` are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// The round with the median throughput (the upper one of an even count).
@@ -424,39 +476,45 @@ struct Probe {
     uncharged: usize,
 }
 
-/// One side of the on/off comparison: a PerSQL with metering `on` or off, its hot database
-/// filled, and a probe namespace whose charges a tail of its bus records. Both sides stay up
-/// for the whole comparison and take turns under load, so the machine's drift (on the 2-core
-/// machine of 2026-12-02, one instance's five windows within a minute ran at 16,900–23,400
+/// One side of the on/off comparison: a PerSQL process ([`PerSqlProcess`]) with metering
+/// `on` or off, its hot database filled, and a probe namespace. Both sides stay up for the
+/// whole comparison and take turns under load, so the machine's drift (on the 2-core machine
+/// of 2026-12-02, one instance's five windows within a minute ran at 16,900–23,400
 /// queries/s) falls on both alike.
 ///
 /// The lag probe: one extra connection queries its own database in its own namespace
-/// (`probe`) every 10 ms, one request at a time, while the load runs. Each query's
-/// `query.executed` event carries a time between the request's send time `S` and its
-/// answer `A`; the probe namespace has no other traffic, so the first `balance.charged`
-/// event for `probe` whose `throughMs` (the newest charged event time) is `>= S` (in ms)
-/// is the one that charged that query. The lag is from `A` to the moment that event
-/// reached a tail of the instance's bus (`Bus::tail`: the same path that updates the
-/// API's cached balances). It therefore spans the query-event batcher's linger, the
-/// append, the metering consumer's wake-up and transaction, and the tail's read.
+/// (`probe`) every 10 ms, one request at a time, while the load runs, and another polls the
+/// probe namespace's `GET …/balance` every 10 ms. The probe namespace has no other traffic
+/// and each probe query costs the same (`probe_cost`), so the balance says how many probe
+/// queries have been charged; query `i`'s lag is from its answer to the first poll whose
+/// balance shows `i + 1` charged. It therefore spans the query-event batcher's linger, the
+/// append, the metering consumer's wake-up and transaction, and up to one poll interval
+/// plus a balance read. Both sides run the probe and the poll alike.
 struct Side {
     metering: bool,
-    inst: PerSql,
+    inst: PerSqlProcess,
+    api: Api,
     load_url: String,
     load_token: String,
     probe_url: String,
     probe_token: String,
-    /// Charges of the probe namespace as the bus delivers them: (throughMs, seen at).
-    charges: Arc<Mutex<Vec<(i64, Instant)>>>,
-    stop_tail: CancellationToken,
-    tail: JoinHandle<()>,
+    /// What one probe query is charged (nano-units; 0 with metering off).
+    probe_cost: i64,
 }
 
 impl Side {
     async fn start(dir: PathBuf, metering: bool) -> anyhow::Result<Self> {
-        let (inst, admin) = PerSql::start_with(dir, |c| {
-            c.metering = if metering { "on" } else { "off" }.to_owned();
-        })
+        let (inst, admin) = PerSqlProcess::start(
+            dir,
+            &[
+                "--metering",
+                if metering { "on" } else { "off" },
+                // No storage charge lands in the probe's balance mid-run (sampling happens at
+                // 30-day boundaries; one crossed would show as probes never charged).
+                "--storage-sample-secs",
+                "2592000",
+            ],
+        )
         .await?;
         let api = Api::new(&inst.base);
         let ws = namespace(&api, &admin, "bench", metering).await?;
@@ -465,103 +523,176 @@ impl Side {
         api.post("/v1/databases", &probe_token, json!({ "slug": "probe" }))
             .await?;
         let probe_url = format!("{}/v1/databases/probe/probe/query", inst.base);
-
-        let stop_tail = CancellationToken::new();
-        // Only `balance.charged` is decoded: a tail of every event would itself cost the
-        // metering-on run a JSON parse per query and skew the on/off ratio.
-        let mut rx = inst
-            .state()?
-            .bus
-            .tail_matching(stop_tail.clone(), |t| t == "balance.charged")
-            .await?;
-        let charges: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
-        let tail = tokio::spawn({
-            let charges = charges.clone();
-            async move {
-                while let Some(e) = rx.recv().await {
-                    if e.namespace == "probe"
-                        && let Some(Ok(c)) = e.decode::<persql_events::BalanceCharged>()
-                    {
-                        charges.lock().await.push((c.through_ms, Instant::now()));
-                    }
-                }
-            }
-        });
-        Ok(Self {
+        let mut side = Self {
             metering,
             inst,
+            api,
             load_url,
             load_token: hot.token,
             probe_url,
             probe_token,
-            charges,
-            stop_tail,
-            tail,
-        })
+            probe_cost: 0,
+        };
+        if metering {
+            side.probe_cost = side.calibrate().await?;
+        }
+        Ok(side)
     }
 
-    /// Phase 1's point-SELECT load on the hot database for one window, with the probe; then
-    /// (metering on) waits until the last probe's charge arrived, so the window's metering
-    /// work is done before the other side's window starts.
+    /// What one probe query is charged: the balance once settled (the probe database's own
+    /// provisioning charge lands after it is created), then after one probe query.
+    async fn calibrate(&self) -> anyhow::Result<i64> {
+        let before = self.settled_probe_balance().await?;
+        probe_query(&reqwest::Client::new(), &self.probe_url, &self.probe_token).await?;
+        let after = self.settled_probe_balance().await?;
+        if after >= before {
+            bail!("the probe query was not charged (balance {before} then {after} nano-units)");
+        }
+        Ok(before - after)
+    }
+
+    /// The probe namespace's balance once it read the same for 500 ms (within 30 s).
+    async fn settled_probe_balance(&self) -> anyhow::Result<i64> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = self.probe_balance().await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.probe_balance().await?;
+            if now == last {
+                return Ok(now);
+            }
+            if Instant::now() > deadline {
+                bail!("the probe namespace's balance did not settle within 30 s");
+            }
+            last = now;
+        }
+    }
+
+    /// The probe namespace's balance, in nano-units.
+    async fn probe_balance(&self) -> anyhow::Result<i64> {
+        let v = self
+            .api
+            .get("/v1/namespaces/probe/balance", &self.probe_token)
+            .await?;
+        let b = v["balance"]
+            .as_str()
+            .with_context(|| format!("no balance in {v}"))?;
+        Ok(persql_metering::Money::parse(b)
+            .map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))?
+            .nanos())
+    }
+
+    /// Phase 1's point-SELECT load on the hot database for one window, with the probe and
+    /// the balance poll; then (metering on) polls until the last probe's charge shows, so
+    /// the window's metering work is done before the other side's window starts. Returns
+    /// the server's CPU time over the measured window too.
     async fn window(
         &self,
         client: &ClientRuntime,
         spec: LoadSpec,
-    ) -> anyhow::Result<(LoadResult, Probe)> {
+    ) -> anyhow::Result<(LoadResult, Probe, Option<Duration>)> {
+        let start_balance = self.probe_balance().await?;
+        let pid = self.inst.pid();
+        let cpu = tokio::spawn(async move {
+            tokio::time::sleep(spec.warmup).await;
+            let from = process_cpu(pid?);
+            tokio::time::sleep(spec.duration).await;
+            Some(process_cpu(pid?)?.saturating_sub(from?))
+        });
         let load = client.load(
             spec,
             phases::fixed(self.load_url.clone(), Some(&self.load_token), false),
         );
-        let probe = client.run(probe_queries(
-            self.probe_url.clone(),
+        let stop_poll = CancellationToken::new();
+        let poll = client.run(poll_balance(
+            self.api.clone(),
             self.probe_token.clone(),
-            spec,
+            stop_poll.clone(),
         ));
-        let (load, samples) = tokio::join!(load, probe);
-        let (load, samples) = (load?, samples??);
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let last_sent = samples.last().map_or(0, |s| s.0);
-        while self.metering && Instant::now() < deadline {
-            if self.charges.lock().await.iter().any(|c| c.0 >= last_sent) {
-                break;
+        let probe = async {
+            let samples = client
+                .run(probe_queries(
+                    self.probe_url.clone(),
+                    self.probe_token.clone(),
+                    spec,
+                ))
+                .await;
+            // Until the last probe's charge shows (metering on), or at once (off).
+            let sent = samples
+                .as_ref()
+                .map_or(0, |s| s.as_ref().map_or(0, |s| s.sent));
+            let charged_all = start_balance - self.probe_cost * sent as i64;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.metering && Instant::now() < deadline {
+                match self.probe_balance().await {
+                    Ok(b) if b <= charged_all => break,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            stop_poll.cancel();
+            samples
+        };
+        let (load, samples, balances) = tokio::join!(load, probe, poll);
+        let (load, samples, balances) = (load?, samples??, balances??);
+        let cpu = cpu.await.ok().flatten();
         // Both sides rest alike between windows (the batcher's and consumer's last commits).
         tokio::time::sleep(SETTLE).await;
 
-        let mut charges = self.charges.lock().await;
-        let mut lags = Vec::with_capacity(samples.len());
+        let mut lags = Vec::with_capacity(samples.answered.len());
         let mut uncharged = 0;
         if self.metering {
-            for (sent_ms, answered) in &samples {
-                match charges.iter().find(|c| c.0 >= *sent_ms) {
-                    Some((_, seen)) => {
-                        lags.push(micros(seen.saturating_duration_since(*answered)));
-                    }
+            for &(i, answered) in &samples.answered {
+                // The first poll with probes 0..=i charged.
+                let through = start_balance - self.probe_cost * (i as i64 + 1);
+                match balances.iter().find(|(_, b)| *b <= through) {
+                    Some((seen, _)) => lags.push(micros(seen.saturating_duration_since(answered))),
                     None => uncharged += 1,
                 }
             }
         }
-        charges.clear();
-        Ok((load, Probe { lags, uncharged }))
+        Ok((load, Probe { lags, uncharged }, cpu))
     }
 
     async fn stop(self) {
-        self.stop_tail.cancel();
-        let _ = self.tail.await;
         self.inst.stop().await;
     }
 }
 
-/// Sequential probe queries for the load's whole run; returns (send time in Unix ms,
-/// answer instant) of those sent in the measured window.
-async fn probe_queries(
-    url: String,
+/// `probe`'s balance every `PROBE_EVERY` until `stop`: (when read, nano-units).
+async fn poll_balance(
+    api: Api,
     token: String,
-    spec: LoadSpec,
-) -> anyhow::Result<Vec<(i64, Instant)>> {
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<(Instant, i64)>> {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut out = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return Ok(out),
+        }
+        let v = api.get("/v1/namespaces/probe/balance", &token).await?;
+        let b = v["balance"]
+            .as_str()
+            .with_context(|| format!("no balance in {v}"))?;
+        let nanos = persql_metering::Money::parse(b)
+            .map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))?
+            .nanos();
+        out.push((Instant::now(), nanos));
+    }
+}
+
+/// The probe queries of one window.
+struct ProbeQueries {
+    /// Probe queries sent in the whole run (warm-up included), numbered from 0.
+    sent: usize,
+    /// (number, answer instant) of those sent in the measured window.
+    answered: Vec<(usize, Instant)>,
+}
+
+/// Sequential probe queries for the load's whole run.
+async fn probe_queries(url: String, token: String, spec: LoadSpec) -> anyhow::Result<ProbeQueries> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .tcp_nodelay(true)
@@ -570,30 +701,39 @@ async fn probe_queries(
     let (measure_from, end) = (start + spec.warmup, start + spec.warmup + spec.duration);
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut out = Vec::new();
+    let mut out = ProbeQueries {
+        sent: 0,
+        answered: Vec::new(),
+    };
     loop {
         tick.tick().await;
         let t0 = Instant::now();
         if t0 >= end {
             return Ok(out);
         }
-        let sent_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-        let resp = client
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&json!({ "sql": "SELECT 1" }))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
+        probe_query(&client, &url, &token).await?;
         let answered = Instant::now();
-        if !status.is_success() {
-            bail!("probe query: {status}: {}", String::from_utf8_lossy(&body));
-        }
         if t0 >= measure_from {
-            out.push((sent_ms, answered));
+            out.answered.push((out.sent, answered));
         }
+        out.sent += 1;
     }
+}
+
+/// One probe query (`SELECT 1`); fails unless it succeeded.
+async fn probe_query(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<()> {
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "sql": "SELECT 1" }))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        bail!("probe query: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(())
 }
 
 impl MeteringReport {
@@ -639,13 +779,19 @@ impl MeteringReport {
                 .join(", ")
         };
         s.push_str(&format!(
-            "  point SELECT, metering off      {}  (rounds: {}/s)\n  point SELECT, metering on       {}  (rounds: {}/s)\n  ratio on/off (medians)          {:.2}\n",
+            "  point SELECT, metering off      {}  (median round; rounds: {}/s)\n  point SELECT, metering on       {}  (median round; rounds: {}/s)\n  ratio on/off (queries served, ABBA-interleaved windows) {:.2}\n",
             lr(&self.select_off),
             rounds(&self.rounds_off_rps),
             lr(&self.select_on),
             rounds(&self.rounds_on_rps),
             self.ratio
         ));
+        if let (Some(off), Some(on)) = (self.cpu_us_per_query_off, self.cpu_us_per_query_on) {
+            s.push_str(&format!(
+                "  server CPU per query            off {off:.1} µs, on {on:.1} µs (off/on {:.2})\n",
+                off / on
+            ));
+        }
         s.push_str(&format!(
             "  charge lag (answer → balance.charged on the bus), {} probes: p50/p99 {:.1}/{:.1} ms{}\n  * batched: the handler's handle_batch on the embedded log, 1000 events a call, no bus\n\n",
             self.lag.count,
@@ -673,6 +819,34 @@ mod tests {
             p50_ms: 1.0,
             p99_ms: 2.0,
         }
+    }
+
+    #[test]
+    fn the_sides_take_turns_going_first() {
+        assert_eq!(order(1), [false, true]);
+        assert_eq!(order(2), [true, false]);
+        assert_eq!(order(3), [false, true]);
+    }
+
+    #[test]
+    fn the_process_cpu_time_is_read_and_grows_with_work() {
+        let before =
+            process_cpu(std::process::id()).expect("/proc/<pid>/stat is readable on Linux");
+        // Spins until the reading moves (a tick is 10 ms of CPU); a parser that read a
+        // field that does not count CPU would spin out the whole 10 s and fail.
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        let mut after = before;
+        while after <= before && start.elapsed() < Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = process_cpu(std::process::id()).unwrap();
+        }
+        assert!(
+            after > before,
+            "{after:?} after spinning, {before:?} before"
+        );
     }
 
     #[test]

@@ -73,9 +73,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub metering_events: usize,
     /// Rounds of the metering on/off comparison: one instance with metering off and one
-    /// with it on stay up, take turns under load this many times, and the ratio is of the
-    /// two medians (so drift on a shared machine falls on both sides).
-    #[arg(long, default_value = "5")]
+    /// with it on stay up and each takes one load window a round, off first in odd rounds
+    /// and on first in even ones; the ratio is of the queries each served in all its
+    /// windows (so drift on a shared machine falls on both sides alike).
+    #[arg(long, default_value = "6")]
     pub metering_rounds: std::num::NonZeroUsize,
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
@@ -293,7 +294,7 @@ mod tests {
                 .bench
                 .metering_rounds
                 .get(),
-            5
+            6
         );
         let err = rounds("0").err().expect("0 rounds must be refused");
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);

@@ -66,9 +66,7 @@ pub(super) async fn consume(
     let wanted = |t: &str| types.contains(&t);
     // Only readers of query events gain from the batcher's batches handed over in memory.
     let handed = wanted(QUERY_EXECUTED);
-    if handed {
-        cp.handoff().want();
-    }
+    let reader = handed.then(|| cp.handoff().want());
     while !shutdown.is_cancelled() {
         let step = if handed {
             next_step(&cp, offset, &wanted).await
@@ -99,6 +97,10 @@ pub(super) async fn consume(
         let nothing = step.segments.iter().all(|s| s.is_empty());
         if nothing && stored_at.elapsed() < SKIP_PERSIST_EVERY {
             offset = last;
+            if let Some(reader) = reader {
+                // Nothing to apply: after a restart these come from the log, not from here.
+                cp.handoff().release(reader, last);
+            }
             continue;
         }
         let events: usize = step.segments.iter().map(|s| s.len()).sum();
@@ -110,6 +112,11 @@ pub(super) async fn consume(
                 (stored, stored_at) = (last, std::time::Instant::now());
                 for segment in &step.segments {
                     handler.committed(segment).await;
+                }
+                // Lets go of the step's batches before the linger, not after it.
+                drop(step);
+                if let Some(reader) = reader {
+                    cp.handoff().release(reader, last);
                 }
                 if handed && !behind && events >= LINGER_FROM {
                     tokio::select! {
