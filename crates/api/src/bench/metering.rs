@@ -793,7 +793,7 @@ impl MeteringReport {
             ));
         }
         s.push_str(&format!(
-            "  charge lag (answer → balance.charged on the bus), {} probes: p50/p99 {:.1}/{:.1} ms{}\n  * batched: the handler's handle_batch on the embedded log, 1000 events a call, no bus\n\n",
+            "  charge lag (answer → charge shown by GET balance, polled every 10 ms), {} probes: p50/p99 {:.1}/{:.1} ms{}\n  * batched: the handler's handle_batch on the embedded log, 1000 events a call, no bus\n\n",
             self.lag.count,
             self.lag.p50_ms,
             self.lag.p99_ms,
