@@ -570,22 +570,14 @@ impl Side {
 
     /// The probe namespace's balance, in nano-units.
     async fn probe_balance(&self) -> anyhow::Result<i64> {
-        let v = self
-            .api
-            .get("/v1/namespaces/probe/balance", &self.probe_token)
-            .await?;
-        let b = v["balance"]
-            .as_str()
-            .with_context(|| format!("no balance in {v}"))?;
-        Ok(persql_metering::Money::parse(b)
-            .map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))?
-            .nanos())
+        probe_balance(&self.api, &self.probe_token).await
     }
 
     /// Phase 1's point-SELECT load on the hot database for one window, with the probe and
-    /// the balance poll; then (metering on) polls until the last probe's charge shows, so
+    /// the balance poll, which (metering on) goes on until the last probe's charge shows, so
     /// the window's metering work is done before the other side's window starts. Returns
-    /// the server's CPU time over the measured window too.
+    /// the server's CPU time over the measured window too (timed from this call, so the
+    /// window's edges are the load's to within the load's start-up).
     async fn window(
         &self,
         client: &ClientRuntime,
@@ -603,11 +595,12 @@ impl Side {
             spec,
             phases::fixed(self.load_url.clone(), Some(&self.load_token), false),
         );
-        let stop_poll = CancellationToken::new();
+        // Set once the probe is done: the balance at which the poll stops.
+        let (stop_at, stop_rx) = tokio::sync::watch::channel(None);
         let poll = client.run(poll_balance(
             self.api.clone(),
             self.probe_token.clone(),
-            stop_poll.clone(),
+            stop_rx,
         ));
         let probe = async {
             let samples = client
@@ -616,24 +609,18 @@ impl Side {
                     self.probe_token.clone(),
                     spec,
                 ))
-                .await;
-            // Until the last probe's charge shows (metering on), or at once (off).
-            let sent = samples
-                .as_ref()
-                .map_or(0, |s| s.as_ref().map_or(0, |s| s.sent));
-            let charged_all = start_balance - self.probe_cost * sent as i64;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.metering && Instant::now() < deadline {
-                match self.probe_balance().await {
-                    Ok(b) if b <= charged_all => break,
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-            stop_poll.cancel();
+                .await
+                .and_then(|s| s);
+            // Metering on: until the last probe's charge shows; off (or a failed probe): now.
+            let target = match (&samples, self.metering) {
+                (Ok(s), true) => start_balance - self.probe_cost * s.sent as i64,
+                _ => i64::MAX,
+            };
+            let _ = stop_at.send(Some(target));
             samples
         };
         let (load, samples, balances) = tokio::join!(load, probe, poll);
-        let (load, samples, balances) = (load?, samples??, balances??);
+        let (load, samples, balances) = (load?, samples?, balances??);
         let cpu = cpu.await.ok().flatten();
         // Both sides rest alike between windows (the batcher's and consumer's last commits).
         tokio::time::sleep(SETTLE).await;
@@ -658,28 +645,39 @@ impl Side {
     }
 }
 
-/// `probe`'s balance every `PROBE_EVERY` until `stop`: (when read, nano-units).
+/// The `probe` namespace's balance, in nano-units.
+async fn probe_balance(api: &Api, token: &str) -> anyhow::Result<i64> {
+    let v = api.get("/v1/namespaces/probe/balance", token).await?;
+    let b = v["balance"]
+        .as_str()
+        .with_context(|| format!("no balance in {v}"))?;
+    Ok(persql_metering::Money::parse(b)
+        .map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))?
+        .nanos())
+}
+
+/// `probe`'s balance every `PROBE_EVERY`: (when read, nano-units). Once `stop_at` holds a
+/// balance, polling ends at the first read at or below it, or 10 s later.
 async fn poll_balance(
     api: Api,
     token: String,
-    stop: CancellationToken,
+    mut stop_at: tokio::sync::watch::Receiver<Option<i64>>,
 ) -> anyhow::Result<Vec<(Instant, i64)>> {
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut out = Vec::new();
+    let mut deadline = None;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return Ok(out),
-        }
-        let v = api.get("/v1/namespaces/probe/balance", &token).await?;
-        let b = v["balance"]
-            .as_str()
-            .with_context(|| format!("no balance in {v}"))?;
-        let nanos = persql_metering::Money::parse(b)
-            .map_err(|e| anyhow::anyhow!("balance {b:?}: {e}"))?
-            .nanos();
+        tick.tick().await;
+        let nanos = probe_balance(&api, &token).await?;
         out.push((Instant::now(), nanos));
+        if let Some(target) = *stop_at.borrow_and_update() {
+            let deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+            if nanos <= target || Instant::now() >= deadline {
+                return Ok(out);
+            }
+        }
     }
 }
 

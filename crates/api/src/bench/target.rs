@@ -70,7 +70,7 @@ impl PerSql {
 /// PerSQL as a child process — `persql serve` of this same binary, embedded defaults — on a
 /// loopback port. For comparisons of two configurations: two instances sharing the bench's
 /// process are not alike (with both configured the same, the one started first served point
-/// SELECTs at 3–9% less CPU per query than the other, 2026-12-02), and production runs one
+/// SELECTs at 2–9% less CPU per query than the other, 2026-12-02), and production runs one
 /// instance a process.
 pub struct PerSqlProcess {
     /// `http://127.0.0.1:<port>`.
@@ -171,35 +171,31 @@ impl Api {
 
     /// `POST path` with `body` as `token`; the JSON answer, or an error naming the status.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("POST {path}: {status}: {text}");
-        }
-        Ok(serde_json::from_str(&text)?)
+        let req = self.client.post(format!("{}{path}", self.base)).json(&body);
+        Self::send(req, token, "POST", path).await
     }
 
     /// `GET path` as `token`; the JSON answer, or an error naming the status.
     pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
+        let req = self.client.get(format!("{}{path}", self.base));
+        Self::send(req, token, "GET", path).await
+    }
+
+    async fn send(
+        req: reqwest::RequestBuilder,
+        token: &str,
+        method: &str,
+        path: &str,
+    ) -> anyhow::Result<Value> {
+        let resp = req
             .bearer_auth(token)
             .send()
             .await
-            .with_context(|| format!("GET {path}"))?;
+            .with_context(|| format!("{method} {path}"))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
-            bail!("GET {path}: {status}: {text}");
+            bail!("{method} {path}: {status}: {text}");
         }
         Ok(serde_json::from_str(&text)?)
     }
