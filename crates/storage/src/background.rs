@@ -83,9 +83,7 @@ impl Background {
                     let spawned = std::thread::Builder::new()
                         .name(format!("persql-bg-{i}"))
                         .spawn(move || {
-                            if policy == BackgroundPolicy::Nice || !schedule_idle() {
-                                lower_priority(nice);
-                            }
+                            lower_current_thread(policy, nice);
                             // Ends when the lane (its sender) is dropped.
                             for job in rx {
                                 // A panicking job drops its result sender: its caller gets
@@ -101,6 +99,16 @@ impl Background {
                 (started > 0).then_some(tx)
             })
             .as_ref()
+    }
+}
+
+/// Lowers the calling thread as the background lane lowers its own threads: `SCHED_IDLE`
+/// under `Idle` (nice `nice` where that is refused), nice `nice` under `Nice`. Public so
+/// that a baseline run elsewhere (the bench's bare loop) can compete for the CPU as the
+/// rollout does.
+pub fn lower_current_thread(policy: BackgroundPolicy, nice: i32) {
+    if policy == BackgroundPolicy::Nice || !schedule_idle() {
+        lower_priority(nice.clamp(0, 19));
     }
 }
 
@@ -190,6 +198,30 @@ mod tests {
         let policy = lane.run(|| Ok(policy())).await.unwrap();
         assert_eq!(policy, NormalThreadSchedulePolicy::Idle);
         assert_eq!(self::policy(), NormalThreadSchedulePolicy::Other);
+    }
+
+    #[test]
+    fn a_thread_lowered_like_the_lane_gets_the_lanes_policy() {
+        let nice_thread = std::thread::spawn(|| {
+            lower_current_thread(BackgroundPolicy::Nice, 6);
+            (
+                policy(),
+                rustix::process::getpriority_process(None).unwrap(),
+            )
+        });
+        let caller = rustix::process::getpriority_process(None).unwrap();
+        let (nice_policy, nice) = nice_thread.join().unwrap();
+        assert_eq!(nice_policy, NormalThreadSchedulePolicy::Other);
+        assert_eq!(nice, 6.max(caller));
+        #[cfg(target_os = "linux")]
+        {
+            let idle = std::thread::spawn(|| {
+                lower_current_thread(BackgroundPolicy::Idle, 6);
+                policy()
+            });
+            assert_eq!(idle.join().unwrap(), NormalThreadSchedulePolicy::Idle);
+        }
+        assert_eq!(policy(), NormalThreadSchedulePolicy::Other);
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use background::lower_current_thread;
 pub use config::{BackgroundPolicy, Limits, StorageConfig, Synchronous};
 pub use describe::{
     Column, EstimateMethod, ForeignKey, Index, RowEstimate, Schema, TEXT_BUDGET, Table, Trigger,

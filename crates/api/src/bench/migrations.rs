@@ -57,13 +57,28 @@ pub struct MigrationsReport {
     pub bare_per_sec: f64,
     /// `rollout_per_sec / bare_per_sec`.
     pub ratio: f64,
-    /// Probe queries (point SELECTs over unrelated databases) with nothing else running.
+    /// Probe queries (point SELECTs over unrelated databases) with nothing else running,
+    /// before the rollout and after it (the machine's own noise drifts over a run).
     pub idle: Probe,
+    pub idle_after: Probe,
+    /// The mean of the two idle p99s: what the rollout's p99 is compared with.
+    pub idle_p99_ms: f64,
     /// The same probe while the rollout runs.
     pub during: Probe,
-    /// `during.p99 / idle.p99`.
+    /// `during.p99 / idle_p99_ms`.
     pub p99_ratio: f64,
+    /// The reference: the same probe while the bare loop runs over `reference_databases`
+    /// files on a thread lowered as the rollout's are (PerSQL still up, nothing else of it
+    /// working). What the file work alone does to query latency on this machine.
+    pub reference_databases: usize,
+    pub during_bare: Probe,
+    /// `during_bare.p99 / idle_p99_ms`.
+    pub bare_p99_ratio: f64,
 }
+
+/// Files of the reference window (the bare loop under the probe): enough for a p99 over
+/// tens of seconds without a third full-size loop.
+const REFERENCE_DATABASES: usize = 20_000;
 
 /// Runs the phase under `root`.
 pub async fn run(
@@ -82,10 +97,13 @@ pub async fn run(
     // The bare loop runs before and after the rollout (the disk is shared and its speed
     // drifts); the figure is the mean of the two.
     let bare_before = bare(&root, &seed, databases).await?;
+    let mut lane = None;
     let (persql, admin) = PerSql::start_with(root.join("persql"), |c| {
         c.migration_concurrency = concurrency;
+        lane = Some(c.storage());
     })
     .await?;
+    let lane = lane.context("the storage configuration")?;
     let api = Api::new(&persql.base);
     let ws = api.create_namespace(&admin, "mig").await?;
     api.create_template(&ws, "mig", "app-template", &TEMPLATE_DDL)
@@ -146,22 +164,18 @@ pub async fn run(
         json!({ "version": 1, "name": "priority", "sql": MIGRATION_SQL }),
     )
     .await?;
-    loop {
-        let done: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM databases WHERE template_id = $1 AND schema_version >= 1",
-        )
-        .bind(&template.id)
-        .fetch_one(state.cp.pool())
-        .await?
-        .try_get(0)?;
-        if done as usize >= databases {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rolled_out(
+        state.cp.pool(),
+        &template.id,
+        &db_id(databases - 1),
+        databases,
+    )
+    .await?;
     let rollout_secs = t0.elapsed().as_secs_f64();
     stop.cancel();
     let during = during.await.context("probe task panicked")??;
+    eprintln!("bench: migrations: probe load, idle again…");
+    let idle_after = probe(client, probe_targets.clone(), pace, Some(idle_window)).await?;
     for i in [0, databases - 1] {
         let loc = DbLocation::new(&ns_id, &db_id(i))?;
         ensure!(
@@ -169,10 +183,38 @@ pub async fn run(
             "database {i} not migrated"
         );
     }
+    let reference_databases = databases.min(REFERENCE_DATABASES);
+    let during_bare = {
+        eprintln!(
+            "bench: migrations: probe load during the bare loop over {reference_databases} files…"
+        );
+        let (bare_dir, paths) = bare_copies(&root, &seed, reference_databases).await?;
+        tokio::task::spawn_blocking(rustix::fs::sync).await?;
+        let stop = CancellationToken::new();
+        let probing = {
+            let (targets, stop) = (probe_targets.clone(), stop.clone());
+            client.spawn(run_probe(targets, pace, stop))?
+        };
+        let looped = tokio::task::spawn_blocking(move || {
+            // A blocking-pool thread: back to normal before it returns to the pool.
+            let lowered = std::thread::spawn(move || {
+                persql_storage::lower_current_thread(lane.background_policy, lane.background_nice);
+                bare_loop(&paths)
+            });
+            lowered.join()
+        })
+        .await?;
+        stop.cancel();
+        let during_bare = probing.await.context("probe task panicked")??;
+        looped.map_err(|_| anyhow::anyhow!("the bare loop panicked"))??;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
+        during_bare
+    };
     persql.stop().await;
     let bare_after = bare(&root, &seed, databases).await?;
     let bare_secs = (bare_before + bare_after) / 2.0;
 
+    let idle_p99_ms = (idle.latency.p99_ms + idle_after.latency.p99_ms) / 2.0;
     let rollout_per_sec = ratio(databases as f64, rollout_secs);
     let bare_per_sec = ratio(databases as f64, bare_secs);
     Ok(MigrationsReport {
@@ -187,21 +229,75 @@ pub async fn run(
         bare_after_secs: bare_after,
         bare_per_sec,
         ratio: ratio(rollout_per_sec, bare_per_sec),
-        p99_ratio: ratio(during.latency.p99_ms, idle.latency.p99_ms),
+        p99_ratio: ratio(during.latency.p99_ms, idle_p99_ms),
+        bare_p99_ratio: ratio(during_bare.latency.p99_ms, idle_p99_ms),
+        idle_p99_ms,
         idle,
+        idle_after,
         during,
+        reference_databases,
+        during_bare,
     })
+}
+
+/// Waits until all `n` databases of the template are recorded at version 1.
+///
+/// Counting them scans `n` rows (~20 ms at 100,000 here), so counting every 20 ms would keep
+/// a normal-priority thread busy half the time on the machine the probe measures (it did
+/// until 2026-12-02). The rollout walks databases by id and records its pages in order, so
+/// this polls only the last database's row (one key lookup) and counts once that one is
+/// recorded (again every 500 ms while a database is still missing).
+async fn rolled_out(
+    pool: &sqlx::AnyPool,
+    template_id: &str,
+    last_id: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    loop {
+        let last: i64 = sqlx::query("SELECT schema_version FROM databases WHERE id = $1")
+            .bind(last_id)
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        if last >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        let done: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM databases WHERE template_id = $1 AND schema_version >= 1",
+        )
+        .bind(template_id)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+        if done as usize >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The bare loop over fresh copies of `seed` (removed afterwards to bound disk use): seconds.
 async fn bare(root: &Path, seed: &Path, databases: usize) -> anyhow::Result<f64> {
     eprintln!("bench: migrations: bare rusqlite loop over {databases} files…");
-    let bare_dir = root.join("bare");
-    let in_bare = bare_dir.clone();
-    let paths = copies(seed, databases, move |i| in_bare.join(format!("{i}.db"))).await?;
+    let (bare_dir, paths) = bare_copies(root, seed, databases).await?;
     let secs = tokio::task::spawn_blocking(move || bare_loop(&paths)).await??;
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
     Ok(secs)
+}
+
+/// `n` fresh copies of `seed` for a bare loop: their folder and paths.
+async fn bare_copies(
+    root: &Path,
+    seed: &Path,
+    n: usize,
+) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    let bare_dir = root.join("bare");
+    let in_bare = bare_dir.clone();
+    let paths = copies(seed, n, move |i| in_bare.join(format!("{i}.db"))).await?;
+    Ok((bare_dir, paths))
 }
 
 fn db_id(i: usize) -> String {
@@ -295,9 +391,14 @@ impl MigrationsReport {
             format!("{} closed-loop connections", self.probe_connections)
         };
         s.push_str(&format!(
-            "  probe ({pace}) on unrelated dbs p50/p99: idle {:.2}/{:.2} ms ({:.0}/s), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
-            self.idle.latency.p50_ms, self.idle.latency.p99_ms, self.idle.rps,
+            "  probe ({pace}) on unrelated dbs p50/p99: idle {:.2}/{:.2} ms before, {:.2}/{:.2} ms after (p99 mean {:.2}), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
+            self.idle.latency.p50_ms, self.idle.latency.p99_ms,
+            self.idle_after.latency.p50_ms, self.idle_after.latency.p99_ms, self.idle_p99_ms,
             self.during.latency.p50_ms, self.during.latency.p99_ms, self.during.rps, self.during.errors, self.p99_ratio
+        ));
+        s.push_str(&format!(
+            "  reference: the same probe during the bare loop over {} files (lowered as the rollout's threads): p50/p99 {:.2}/{:.2} ms: p99 ratio {:.2}\n",
+            self.reference_databases, self.during_bare.latency.p50_ms, self.during_bare.latency.p99_ms, self.bare_p99_ratio
         ));
         s
     }
