@@ -186,3 +186,65 @@ async fn metering_charges_an_event_delivered_twice_once() {
         backends.database_url.is_some()
     );
 }
+
+/// The migrations phase of `persql bench`, end to end at a small size: every window runs
+/// and reports samples, every database is migrated, and the ratios are computed from them.
+#[tokio::test]
+async fn bench_migrations_phase_reports_every_window_at_a_small_size() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let output = tokio::task::spawn_blocking({
+        let mut cmd = persql_args(
+            &[
+                "bench",
+                "--phases",
+                "migrations",
+                "--migration-databases",
+                "40",
+                "--migration-probe-rate",
+                "200",
+                "--duration-secs",
+                "1",
+                "--json",
+            ],
+            dir.path(),
+            &Backends::embedded(),
+        );
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+    let m = &report["migrations"];
+    assert_eq!(m["databases"], 40, "{m}");
+    assert_eq!(m["referenceDatabases"], 40, "{m}");
+    assert!(m["rolloutSecs"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["barePerSec"].as_f64().unwrap() > 0.0, "{m}");
+    for window in ["idle", "idleAfter", "during", "duringBare"] {
+        let w = &m[window];
+        assert!(w["latency"]["count"].as_u64().unwrap() > 0, "{window}: {m}");
+        assert_eq!(w["errors"], 0, "{window}: {m}");
+    }
+    let (before, after) = (
+        m["idle"]["latency"]["p99Ms"].as_f64().unwrap(),
+        m["idleAfter"]["latency"]["p99Ms"].as_f64().unwrap(),
+    );
+    let idle = m["idleP99Ms"].as_f64().unwrap();
+    assert!((idle - (before + after) / 2.0).abs() < 1e-9, "{m}");
+    let during = m["during"]["latency"]["p99Ms"].as_f64().unwrap();
+    assert!(
+        (m["p99Ratio"].as_f64().unwrap() - during / idle).abs() < 1e-9,
+        "{m}"
+    );
+    let target = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str().unwrap_or("").contains("probe p99"))
+        .unwrap_or_else(|| panic!("a probe p99 target: {report}"));
+    assert_eq!(target["value"], m["p99Ratio"], "{target}");
+}
