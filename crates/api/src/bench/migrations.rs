@@ -68,8 +68,9 @@ pub struct MigrationsReport {
     /// `during.p99 / idle_p99_ms`.
     pub p99_ratio: f64,
     /// The reference: the same probe while the bare loop runs over `reference_databases`
-    /// files on a thread lowered as the rollout's are (PerSQL still up, nothing else of it
-    /// working). What the file work alone does to query latency on this machine.
+    /// files, split over as many threads as the rollout has (`concurrency`), each lowered as
+    /// the rollout's are (PerSQL still up, nothing else of it working). What the file work
+    /// alone, at the rollout's concurrency, does to query latency on this machine.
     pub reference_databases: usize,
     pub during_bare: Probe,
     /// `during_bare.p99 / idle_p99_ms`.
@@ -195,18 +196,37 @@ pub async fn run(
             let (targets, stop) = (probe_targets.clone(), stop.clone());
             client.spawn(run_probe(targets, pace, stop))?
         };
+        // Fresh threads, lowered and dropped: a lowered blocking-pool thread would go back
+        // to the pool and serve queries at that priority later.
+        let threads = lane.background_threads.max(1);
         let looped = tokio::task::spawn_blocking(move || {
-            // A blocking-pool thread: back to normal before it returns to the pool.
-            let lowered = std::thread::spawn(move || {
-                persql_storage::lower_current_thread(lane.background_policy, lane.background_nice);
-                bare_loop(&paths)
-            });
-            lowered.join()
+            let shares: Vec<Vec<PathBuf>> = (0..threads)
+                .map(|t| paths.iter().skip(t).step_by(threads).cloned().collect())
+                .collect();
+            let loops: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    std::thread::spawn(move || {
+                        persql_storage::lower_current_thread(
+                            lane.background_policy,
+                            lane.background_nice,
+                        );
+                        bare_loop(&share)
+                    })
+                })
+                .collect();
+            loops
+                .into_iter()
+                .map(|l| {
+                    l.join()
+                        .map_err(|_| anyhow::anyhow!("a bare loop panicked"))?
+                })
+                .collect::<anyhow::Result<Vec<f64>>>()
         })
         .await?;
         stop.cancel();
         let during_bare = probing.await.context("probe task panicked")??;
-        looped.map_err(|_| anyhow::anyhow!("the bare loop panicked"))??;
+        looped?;
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
         during_bare
     };
@@ -397,8 +417,8 @@ impl MigrationsReport {
             self.during.latency.p50_ms, self.during.latency.p99_ms, self.during.rps, self.during.errors, self.p99_ratio
         ));
         s.push_str(&format!(
-            "  reference: the same probe during the bare loop over {} files (lowered as the rollout's threads): p50/p99 {:.2}/{:.2} ms: p99 ratio {:.2}\n",
-            self.reference_databases, self.during_bare.latency.p50_ms, self.during_bare.latency.p99_ms, self.bare_p99_ratio
+            "  reference: the same probe during the bare loop over {} files, {} threads lowered as the rollout's: p50/p99 {:.2}/{:.2} ms: p99 ratio {:.2}\n",
+            self.reference_databases, self.concurrency, self.during_bare.latency.p50_ms, self.during_bare.latency.p99_ms, self.bare_p99_ratio
         ));
         s
     }
