@@ -185,51 +185,15 @@ pub async fn run(
         );
     }
     let reference_databases = databases.min(REFERENCE_DATABASES);
-    let during_bare = {
-        eprintln!(
-            "bench: migrations: probe load during the bare loop over {reference_databases} files…"
-        );
-        let (bare_dir, paths) = bare_copies(&root, &seed, reference_databases).await?;
-        tokio::task::spawn_blocking(rustix::fs::sync).await?;
-        let stop = CancellationToken::new();
-        let probing = {
-            let (targets, stop) = (probe_targets.clone(), stop.clone());
-            client.spawn(run_probe(targets, pace, stop))?
-        };
-        // Fresh threads, lowered and dropped: a lowered blocking-pool thread would go back
-        // to the pool and serve queries at that priority later.
-        let threads = lane.background_threads.max(1);
-        let looped = tokio::task::spawn_blocking(move || {
-            let shares: Vec<Vec<PathBuf>> = (0..threads)
-                .map(|t| paths.iter().skip(t).step_by(threads).cloned().collect())
-                .collect();
-            let loops: Vec<_> = shares
-                .into_iter()
-                .map(|share| {
-                    std::thread::spawn(move || {
-                        persql_storage::lower_current_thread(
-                            lane.background_policy,
-                            lane.background_nice,
-                        );
-                        bare_loop(&share)
-                    })
-                })
-                .collect();
-            loops
-                .into_iter()
-                .map(|l| {
-                    l.join()
-                        .map_err(|_| anyhow::anyhow!("a bare loop panicked"))?
-                })
-                .collect::<anyhow::Result<Vec<f64>>>()
-        })
-        .await?;
-        stop.cancel();
-        let during_bare = probing.await.context("probe task panicked")??;
-        looped?;
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
-        during_bare
-    };
+    let during_bare = probe_during_bare_loop(
+        client,
+        probe_targets.clone(),
+        pace,
+        (&root, &seed),
+        reference_databases,
+        &lane,
+    )
+    .await?;
     persql.stop().await;
     let bare_after = bare(&root, &seed, databases).await?;
     let bare_secs = (bare_before + bare_after) / 2.0;
@@ -258,6 +222,59 @@ pub async fn run(
         reference_databases,
         during_bare,
     })
+}
+
+/// The probe while the bare loop runs over `n` fresh copies of `seed`, split over as many
+/// threads as the rollout has, each lowered as the rollout's are (fresh threads, dropped
+/// afterwards: a lowered blocking-pool thread would go back to the pool and serve queries
+/// at that priority later).
+async fn probe_during_bare_loop(
+    client: &ClientRuntime,
+    targets: Arc<Vec<(String, String)>>,
+    pace: Pace,
+    (root, seed): (&Path, &Path),
+    n: usize,
+    lane: &persql_storage::StorageConfig,
+) -> anyhow::Result<Probe> {
+    let (policy, nice) = (lane.background_policy, lane.background_nice);
+    let threads = lane.background_threads.max(1);
+    eprintln!(
+        "bench: migrations: probe load during the bare loop over {n} files, {threads} at a time…"
+    );
+    let (bare_dir, paths) = bare_copies(root, seed, n).await?;
+    tokio::task::spawn_blocking(rustix::fs::sync).await?;
+    let stop = CancellationToken::new();
+    let probing = {
+        let stop = stop.clone();
+        client.spawn(run_probe(targets, pace, stop))?
+    };
+    let looped = tokio::task::spawn_blocking(move || {
+        let shares: Vec<Vec<PathBuf>> = (0..threads)
+            .map(|t| paths.iter().skip(t).step_by(threads).cloned().collect())
+            .collect();
+        let loops: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                std::thread::spawn(move || {
+                    persql_storage::lower_current_thread(policy, nice);
+                    bare_loop(&share)
+                })
+            })
+            .collect();
+        loops
+            .into_iter()
+            .map(|l| {
+                l.join()
+                    .map_err(|_| anyhow::anyhow!("a bare loop panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<f64>>>()
+    })
+    .await?;
+    stop.cancel();
+    let during_bare = probing.await.context("probe task panicked")??;
+    looped?;
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
+    Ok(during_bare)
 }
 
 /// Waits until all `n` databases of the template are recorded at version 1.
