@@ -37,12 +37,13 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// `threads` threads (at least one) under `policy`, at nice value `nice` (0–19) when
-    /// that is `Nice` or `Idle` is refused, started on first use.
+    /// `threads` threads (at least one) under `policy`, at nice value `nice` (clamped to
+    /// 0–19 by [`lower_current_thread`]) when that is `Nice` or `Idle` is refused, started on
+    /// first use.
     pub(crate) fn new(threads: usize, nice: i32, policy: BackgroundPolicy) -> Self {
         Self {
             threads: threads.max(1),
-            nice: nice.clamp(0, 19),
+            nice,
             policy,
             queue: OnceLock::new(),
         }

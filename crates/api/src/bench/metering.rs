@@ -554,10 +554,10 @@ impl Side {
     /// The probe namespace's balance once it read the same for 500 ms (within 30 s).
     async fn settled_probe_balance(&self) -> anyhow::Result<i64> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = self.probe_balance().await?;
+        let mut last = probe_balance(&self.api, &self.probe_token).await?;
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let now = self.probe_balance().await?;
+            let now = probe_balance(&self.api, &self.probe_token).await?;
             if now == last {
                 return Ok(now);
             }
@@ -566,11 +566,6 @@ impl Side {
             }
             last = now;
         }
-    }
-
-    /// The probe namespace's balance, in nano-units.
-    async fn probe_balance(&self) -> anyhow::Result<i64> {
-        probe_balance(&self.api, &self.probe_token).await
     }
 
     /// Phase 1's point-SELECT load on the hot database for one window, with the probe and
@@ -583,7 +578,7 @@ impl Side {
         client: &ClientRuntime,
         spec: LoadSpec,
     ) -> anyhow::Result<(LoadResult, Probe, Option<Duration>)> {
-        let start_balance = self.probe_balance().await?;
+        let start_balance = probe_balance(&self.api, &self.probe_token).await?;
         let pid = self.inst.pid();
         let cpu = tokio::spawn(async move {
             tokio::time::sleep(spec.warmup).await;

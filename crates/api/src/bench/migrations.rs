@@ -261,13 +261,11 @@ async fn probe_during_bare_loop(
                 })
             })
             .collect();
-        loops
-            .into_iter()
-            .map(|l| {
-                l.join()
-                    .map_err(|_| anyhow::anyhow!("a bare loop panicked"))?
-            })
-            .collect::<anyhow::Result<Vec<f64>>>()
+        loops.into_iter().try_for_each(|l| {
+            l.join()
+                .map_err(|_| anyhow::anyhow!("a bare loop panicked"))?
+                .map(drop)
+        })
     })
     .await?;
     stop.cancel();
