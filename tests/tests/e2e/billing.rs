@@ -5,27 +5,10 @@ use std::time::Duration;
 
 use persql_events::ControlPlane;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
 
 use crate::support::{ADMIN, TestApp, assert_problem};
-
-/// Polls `GET balance` until it equals `want` (metering is asynchronous).
-async fn wait_balance(app: &TestApp, ns: &str, token: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (s, b) = app
-            .get(&format!("/v1/namespaces/{ns}/balance"), token)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        if b["balance"] == want {
-            return b;
-        }
-        last = b;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("balance of {ns} never became {want}: {last}");
-}
 
 /// Provisions `subject` without a template; returns (token, "ns/db").
 async fn provision_empty(app: &TestApp, ws: &str, subject: &str) -> (String, String) {
@@ -68,7 +51,7 @@ async fn usage_is_charged_at_configured_prices_to_the_callers_namespace() {
             .await;
     }
     // 100 - 0.5 (database) - 9 queries × 0.01 - 5 rows written × 0.001
-    let b = wait_balance(&app, "acme", &ws, "99.405").await;
+    let b = app.wait_balance("acme", &ws, "99.405").await;
     assert_eq!(b["currency"], "USD");
     assert_eq!(b["status"], "funded");
 
@@ -152,7 +135,7 @@ async fn a_depleted_namespace_gets_402_until_topped_up() {
         served, 3,
         "exactly the funded calls are served by one API process"
     );
-    let b = wait_balance(&app, "acme", &ws, "0.00").await;
+    let b = app.wait_balance("acme", &ws, "0.00").await;
     assert_eq!(b["status"], "depleted");
     let (s, b) = app
         .post("/v1/users/provision", &ws, json!({ "subject": "v" }))
@@ -241,7 +224,7 @@ async fn billing_follows_the_caller_not_the_databases_owner() {
     let owner = app.unfunded_namespace("owner").await;
     app.topup("owner", "0.5", "t").await;
     let (owner_token, db) = provision_empty(&app, &owner, "u").await;
-    wait_balance(&app, "owner", &owner, "0.00").await;
+    app.wait_balance("owner", &owner, "0.00").await;
     app.unfunded_namespace("payer").await;
     app.topup("payer", "1", "t").await;
     // An app-style token: reaches owner's database, billed to `payer` (as OAuth app tokens
@@ -274,7 +257,7 @@ async fn billing_follows_the_caller_not_the_databases_owner() {
     assert_problem(s, &b, StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
     // The caller's namespace is funded: its query on the depleted owner's database succeeds.
     app.sql(secret, &db, "SELECT 1", json!([])).await;
-    wait_balance(&app, "payer", ADMIN, "0.99").await;
+    app.wait_balance("payer", ADMIN, "0.99").await;
     let after = app.get("/v1/namespaces/owner/balance", &owner).await.1["balance"].clone();
     assert_eq!(after, "0.00", "the owner paid for the caller's query");
 }

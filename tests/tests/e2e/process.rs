@@ -8,8 +8,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::support::{
-    ADMIN, Backends, ChildGuard, TestApp, assert_one_provisioned_event_per_ready_database,
-    assert_problem, free_port, spawn_persql,
+    Backends, ChildGuard, TestApp, assert_one_provisioned_event_per_ready_database, assert_problem,
+    free_port, spawn_persql,
 };
 
 /// The `psql_admin_…` tokens a process printed on stdout.
@@ -212,45 +212,17 @@ async fn prices_are_read_from_the_environment() {
     )
     .await;
     let app = TestApp::remote(port, &dir, &Backends::embedded());
-    let (s, b) = app
-        .post("/v1/admin/namespaces", ADMIN, json!({ "slug": "acme" }))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let ws = b["token"].as_str().unwrap().to_owned();
-    let (s, b) = app
-        .post(
-            "/v1/admin/namespaces/acme/topups",
-            ADMIN,
-            json!({ "amount": "10", "reference": "t1" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let ws = app.unfunded_namespace("acme").await;
+    app.topup("acme", "10", "t1").await;
     let (s, b) = app
         .post("/v1/databases", &ws, json!({ "slug": "notes" }))
         .await;
     assert!(s.is_success(), "{s} {b}");
     for _ in 0..2 {
-        let (s, b) = app
-            .post(
-                "/v1/databases/acme/notes/query",
-                &ws,
-                json!({ "sql": "SELECT 1" }),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
+        app.sql(&ws, "acme/notes", "SELECT 1", json!([])).await;
     }
     // 10 − 2 (the database) − 2 × 0.25 (the queries), once metering has charged them.
-    let mut balance = serde_json::Value::Null;
-    for _ in 0..500 {
-        let (s, b) = app.get("/v1/namespaces/acme/balance", &ws).await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        balance = b["balance"].clone();
-        if balance == "7.50" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(balance, "7.50");
+    app.wait_balance("acme", &ws, "7.50").await;
     let status = child.terminate().await;
     assert!(status.success(), "SIGTERM exits 0, got {status}");
 }

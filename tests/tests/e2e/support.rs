@@ -230,6 +230,24 @@ impl TestApp {
         b
     }
 
+    /// Polls `GET /v1/namespaces/{ns}/balance` as `token` until its balance equals `want`
+    /// (metering is asynchronous); panics after 10 s with the last answer.
+    pub async fn wait_balance(&self, ns: &str, token: &str, want: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            let (s, b) = self
+                .get(&format!("/v1/namespaces/{ns}/balance"), token)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            if b["balance"] == want {
+                return b;
+            }
+            last = b;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("balance of {ns} never became {want}: {last}");
+    }
+
     /// Runs `sql` on `ns/db` and asserts success.
     pub async fn sql(&self, token: &str, db: &str, sql: &str, params: Value) -> Value {
         let (s, b) = self

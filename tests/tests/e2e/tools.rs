@@ -20,6 +20,19 @@ impl Drop for Kill {
     }
 }
 
+/// Runs `cmd` to its end off the runtime and asserts it succeeded (stderr on failure).
+async fn succeeded(mut cmd: std::process::Command) -> std::process::Output {
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 #[tokio::test]
 async fn events_tail_prints_matching_live_events_as_json_lines() {
     let app = TestApp::spawn().await;
@@ -108,17 +121,12 @@ async fn metering_rebuild_command_replays_the_log_into_the_same_balances() {
         .execute(cp.pool())
         .await
         .unwrap();
-    let output = tokio::task::spawn_blocking({
-        let mut cmd = persql_args(&["metering", "rebuild"], &app.dir, &app.backends);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = succeeded(persql_args(
+        &["metering", "rebuild"],
+        &app.dir,
+        &app.backends,
+    ))
+    .await;
     assert!(String::from_utf8_lossy(&output.stdout).contains("replayed"));
     assert_eq!(read().await, before);
 }
@@ -192,32 +200,23 @@ async fn metering_charges_an_event_delivered_twice_once() {
 #[tokio::test]
 async fn bench_migrations_phase_reports_every_window_at_a_small_size() {
     let dir = tempfile::TempDir::new().unwrap();
-    let output = tokio::task::spawn_blocking({
-        let mut cmd = persql_args(
-            &[
-                "bench",
-                "--phases",
-                "migrations",
-                "--migration-databases",
-                "40",
-                "--migration-probe-rate",
-                "200",
-                "--duration-secs",
-                "1",
-                "--json",
-            ],
-            dir.path(),
-            &Backends::embedded(),
-        );
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = succeeded(persql_args(
+        &[
+            "bench",
+            "--phases",
+            "migrations",
+            "--migration-databases",
+            "40",
+            "--migration-probe-rate",
+            "200",
+            "--duration-secs",
+            "1",
+            "--json",
+        ],
+        dir.path(),
+        &Backends::embedded(),
+    ))
+    .await;
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
     let m = &report["migrations"];
     assert_eq!(m["databases"], 40, "{m}");
