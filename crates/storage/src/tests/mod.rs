@@ -1,5 +1,6 @@
 //! Behaviour tests of `Storage` against real files in a temp directory.
 
+mod build;
 mod exec;
 mod files;
 mod migrate;
