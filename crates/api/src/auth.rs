@@ -8,13 +8,13 @@ use axum::{
     extract::{FromRequestParts, Path},
     http::{header, request::Parts},
 };
-use moka::future::Cache;
 use persql_events::{ControlPlane, now_ms};
 use persql_storage::{DbLocation, Role};
 use sqlx::Row;
 
 use crate::{
     error::ApiError,
+    refreshing::Refreshing,
     slug::{NamespaceSlug, is_database_path_segment},
     state::{AppState, DbEntry},
     tokens::{self, TokenKind},
@@ -43,18 +43,22 @@ pub struct Principal {
 #[derive(Clone)]
 pub struct Auth {
     cp: ControlPlane,
-    cache: Cache<String, Arc<Principal>>,
+    cache: Refreshing<Principal>,
 }
+
+/// A cached token is dropped this long after it was read (a safety net only: revocations
+/// invalidate entries directly) ...
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// ... and read again in the background by the first request after this long, so that a
+/// busy token's requests never wait on the control plane.
+const TOKEN_REFRESH: Duration = Duration::from_secs(45);
 
 impl Auth {
     pub fn new(cp: ControlPlane) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(100_000)
-            // A safety net only: revocations invalidate entries directly.
-            .time_to_live(Duration::from_secs(60))
-            .support_invalidation_closures()
-            .build();
-        Self { cp, cache }
+        Self {
+            cp,
+            cache: Refreshing::new(100_000, TOKEN_TTL, TOKEN_REFRESH),
+        }
     }
 
     /// Resolves a presented token, or 401.
@@ -67,15 +71,12 @@ impl Auth {
             return Err(invalid());
         }
         let hash = tokens::hash(presented);
-        let principal = match self.cache.get(&hash).await {
-            Some(p) => p,
-            None => {
-                let p = self.load(&hash).await?.ok_or_else(invalid)?;
-                let p = Arc::new(p);
-                self.cache.insert(hash, p.clone()).await;
-                p
-            }
-        };
+        let (cp, key) = (self.cp.clone(), hash.clone());
+        let principal = self
+            .cache
+            .get(&hash, move || async move { load(&cp, &key).await })
+            .await?
+            .ok_or_else(invalid)?;
         if principal.expires_at.is_some_and(|t| t <= now_ms()) {
             return Err(ApiError::Unauthorized {
                 code: "token_expired",
@@ -85,8 +86,16 @@ impl Auth {
         Ok(principal)
     }
 
-    async fn load(&self, hash: &str) -> Result<Option<Principal>, ApiError> {
-        let row = sqlx::query(
+    /// Drops cached entries of these tokens (after revocation or deletion).
+    pub fn forget(&self, token_ids: &[String]) {
+        let ids: Vec<String> = token_ids.to_vec();
+        self.cache.invalidate_if(move |p| ids.contains(&p.token_id));
+    }
+}
+
+/// The principal of an unrevoked token, by hash.
+async fn load(cp: &ControlPlane, hash: &str) -> Result<Option<Principal>, ApiError> {
+    let row = sqlx::query(
             "SELECT t.id, t.kind, t.namespace_id, n.slug, t.database_id, t.role, t.billed_namespace_id, t.expires_at, \
              b.slug, g.id \
              FROM tokens t LEFT JOIN namespaces n ON n.id = t.namespace_id \
@@ -95,40 +104,27 @@ impl Auth {
              WHERE t.hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(hash)
-        .fetch_optional(self.cp.pool())
+        .fetch_optional(cp.pool())
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let kind: String = r.try_get(1)?;
-        let role: Option<String> = r.try_get(5)?;
-        Ok(Some(Principal {
-            token_id: r.try_get(0)?,
-            kind: TokenKind::parse(&kind)
-                .ok_or_else(|| ApiError::Internal(format!("token kind {kind:?}")))?,
-            namespace_id: r.try_get(2)?,
-            namespace_slug: r.try_get(3)?,
-            database_id: r.try_get(4)?,
-            role: role
-                .map(|r| r.parse())
-                .transpose()
-                .map_err(|_| ApiError::Internal("token role".into()))?,
-            billed_namespace_id: r.try_get(6)?,
-            expires_at: r.try_get(7)?,
-            billed_namespace_slug: r.try_get(8)?,
-            grant_id: r.try_get(9)?,
-        }))
-    }
-
-    /// Drops cached entries of these tokens (after revocation or deletion).
-    pub fn forget(&self, token_ids: &[String]) {
-        let ids: Vec<String> = token_ids.to_vec();
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, p| ids.contains(&p.token_id))
-        {
-            tracing::error!(error = %e, "token cache invalidation failed; clearing it");
-            self.cache.invalidate_all();
-        }
-    }
+    let Some(r) = row else { return Ok(None) };
+    let kind: String = r.try_get(1)?;
+    let role: Option<String> = r.try_get(5)?;
+    Ok(Some(Principal {
+        token_id: r.try_get(0)?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| ApiError::Internal(format!("token kind {kind:?}")))?,
+        namespace_id: r.try_get(2)?,
+        namespace_slug: r.try_get(3)?,
+        database_id: r.try_get(4)?,
+        role: role
+            .map(|r| r.parse())
+            .transpose()
+            .map_err(|_| ApiError::Internal("token role".into()))?,
+        billed_namespace_id: r.try_get(6)?,
+        expires_at: r.try_get(7)?,
+        billed_namespace_slug: r.try_get(8)?,
+        grant_id: r.try_get(9)?,
+    }))
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

@@ -16,6 +16,7 @@ pub mod funding;
 pub mod migrate;
 pub mod oauth;
 pub mod pages;
+pub mod refreshing;
 pub mod routes;
 pub mod slug;
 pub mod state;
