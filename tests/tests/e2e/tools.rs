@@ -228,15 +228,36 @@ async fn bench_migrations_phase_reports_every_window_at_a_small_size() {
         assert!(w["latency"]["count"].as_u64().unwrap() > 0, "{window}: {m}");
         assert_eq!(w["errors"], 0, "{window}: {m}");
     }
-    let (before, after) = (
-        m["idle"]["latency"]["p99Ms"].as_f64().unwrap(),
-        m["idleAfter"]["latency"]["p99Ms"].as_f64().unwrap(),
-    );
+    let ms = |window: &str, key: &str| m[window]["latency"][key].as_f64().unwrap();
+    let (before, after) = (ms("idle", "p99Ms"), ms("idleAfter", "p99Ms"));
+    let mean = m["idleP99MeanMs"].as_f64().unwrap();
+    assert!((mean - (before + after) / 2.0).abs() < 1e-9, "{m}");
+    // The pooled p99 lies between the two windows' own.
     let idle = m["idleP99Ms"].as_f64().unwrap();
-    assert!((idle - (before + after) / 2.0).abs() < 1e-9, "{m}");
-    let during = m["during"]["latency"]["p99Ms"].as_f64().unwrap();
+    assert!(
+        before.min(after) <= idle && idle <= before.max(after),
+        "{m}"
+    );
+    // The idle window after the rollout lasts at least as long as the rollout did.
+    let rollout_answers = ms("during", "count");
+    assert!(ms("idleAfter", "count") >= rollout_answers * 0.9, "{m}");
+    for window in ["idle", "idleAfter", "during", "duringBare"] {
+        assert!(ms(window, "p99Ms") <= ms(window, "p999Ms"), "{m}");
+        assert!(ms(window, "p999Ms") <= ms(window, "maxMs"), "{m}");
+        assert!(
+            m[window]["slow"].as_f64().unwrap() <= ms(window, "count"),
+            "{m}"
+        );
+        let steal = m[window]["stealPct"].as_f64();
+        assert!(steal.is_some_and(|p| (0.0..=100.0).contains(&p)), "{m}");
+    }
+    let during = ms("during", "p99Ms");
     assert!(
         (m["p99Ratio"].as_f64().unwrap() - during / idle).abs() < 1e-9,
+        "{m}"
+    );
+    assert!(
+        (m["p99RatioToMean"].as_f64().unwrap() - during / mean).abs() < 1e-9,
         "{m}"
     );
     let target = report["targets"]

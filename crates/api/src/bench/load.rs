@@ -54,12 +54,21 @@ pub struct Percentiles {
     pub count: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// p99.9 and the slowest sample: where a window's p99 comes from one stall, these tell.
+    pub p999_ms: f64,
+    pub max_ms: f64,
 }
 
 impl Percentiles {
-    /// Nearest-rank p50 and p99 of `samples` (microseconds); zeros when empty.
+    /// Nearest-rank percentiles of `samples` (microseconds); zeros when empty.
     pub fn of_micros(mut samples: Vec<u32>) -> Self {
         samples.sort_unstable();
+        Self::of_sorted(&samples)
+    }
+
+    /// The same of samples already sorted.
+    pub fn of_sorted(samples: &[u32]) -> Self {
+        debug_assert!(samples.is_sorted());
         let at = |q: f64| -> f64 {
             if samples.is_empty() {
                 return 0.0;
@@ -71,6 +80,8 @@ impl Percentiles {
             count: samples.len(),
             p50_ms: at(0.50),
             p99_ms: at(0.99),
+            p999_ms: at(0.999),
+            max_ms: at(1.0),
         }
     }
 }

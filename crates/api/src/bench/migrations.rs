@@ -24,7 +24,7 @@ use super::{
     baseline,
     load::ClientRuntime,
     phases::TEMPLATE_DDL,
-    probe::{Pace, Probe, probe, run_probe},
+    probe::{Pace, Probe, SLOW_MS, probe, run_probe},
     report::ratio,
     target::{Api, PerSql},
 };
@@ -58,15 +58,24 @@ pub struct MigrationsReport {
     /// `rollout_per_sec / bare_per_sec`.
     pub ratio: f64,
     /// Probe queries (point SELECTs over unrelated databases) with nothing else running,
-    /// before the rollout and after it (the machine's own noise drifts over a run).
+    /// before the rollout (`--duration-secs`) and after it (as long as the rollout took,
+    /// at least `--duration-secs`): the machine's own noise drifts over a run.
     pub idle: Probe,
     pub idle_after: Probe,
-    /// The mean of the two idle p99s: what the rollout's p99 is compared with.
+    /// The p99 of both idle windows' answers together: what the rollout's p99 is compared
+    /// with. Idle is sampled at least as long as the rollout, because on these machines a
+    /// window's p99 is often one stall of the host: a 10-second idle window against a
+    /// 4-minute rollout compared a window that may have missed the host's stalls with one
+    /// that cannot have.
     pub idle_p99_ms: f64,
+    /// The mean of the two idle windows' own p99s (how rounds before 2026-12-03 compared).
+    pub idle_p99_mean_ms: f64,
     /// The same probe while the rollout runs.
     pub during: Probe,
-    /// `during.p99 / idle_p99_ms`.
+    /// `during.p99 / idle_p99_ms`: the target.
     pub p99_ratio: f64,
+    /// `during.p99 / idle_p99_mean_ms`, for comparison with earlier rounds.
+    pub p99_ratio_to_mean: f64,
     /// The reference: the same probe while the bare loop runs over `reference_databases`
     /// files, split over as many threads as the rollout has (`concurrency`), each lowered as
     /// the rollout's are (PerSQL still up, nothing else of it working). What the file work
@@ -175,8 +184,14 @@ pub async fn run(
     let rollout_secs = t0.elapsed().as_secs_f64();
     stop.cancel();
     let during = during.await.context("probe task panicked")??;
-    eprintln!("bench: migrations: probe load, idle again…");
-    let idle_after = probe(client, probe_targets.clone(), pace, Some(idle_window)).await?;
+    // What the rollout left for write-back is the rollout's, not idle.
+    tokio::task::spawn_blocking(rustix::fs::sync).await?;
+    let after_window = idle_window.max(Duration::from_secs_f64(rollout_secs));
+    eprintln!(
+        "bench: migrations: probe load, idle again for {:.0} s…",
+        after_window.as_secs_f64()
+    );
+    let idle_after = probe(client, probe_targets.clone(), pace, Some(after_window)).await?;
     for i in [0, databases - 1] {
         let loc = DbLocation::new(&ns_id, &db_id(i))?;
         ensure!(
@@ -198,7 +213,8 @@ pub async fn run(
     let bare_after = bare(&root, &seed, databases).await?;
     let bare_secs = (bare_before + bare_after) / 2.0;
 
-    let idle_p99_ms = (idle.latency.p99_ms + idle_after.latency.p99_ms) / 2.0;
+    let idle_p99_ms = Probe::pooled(&[&idle, &idle_after]).p99_ms;
+    let idle_p99_mean_ms = (idle.latency.p99_ms + idle_after.latency.p99_ms) / 2.0;
     let rollout_per_sec = ratio(databases as f64, rollout_secs);
     let bare_per_sec = ratio(databases as f64, bare_secs);
     Ok(MigrationsReport {
@@ -214,8 +230,10 @@ pub async fn run(
         bare_per_sec,
         ratio: ratio(rollout_per_sec, bare_per_sec),
         p99_ratio: ratio(during.latency.p99_ms, idle_p99_ms),
+        p99_ratio_to_mean: ratio(during.latency.p99_ms, idle_p99_mean_ms),
         bare_p99_ratio: ratio(during_bare.latency.p99_ms, idle_p99_ms),
         idle_p99_ms,
+        idle_p99_mean_ms,
         idle,
         idle_after,
         during,
@@ -426,14 +444,27 @@ impl MigrationsReport {
             format!("{} closed-loop connections", self.probe_connections)
         };
         s.push_str(&format!(
-            "  probe ({pace}) on unrelated dbs p50/p99: idle {:.2}/{:.2} ms before, {:.2}/{:.2} ms after (p99 mean {:.2}), during rollout {:.2}/{:.2} ms ({:.0}/s, {} errors): p99 ratio {:.2}\n",
-            self.idle.latency.p50_ms, self.idle.latency.p99_ms,
-            self.idle_after.latency.p50_ms, self.idle_after.latency.p99_ms, self.idle_p99_ms,
-            self.during.latency.p50_ms, self.during.latency.p99_ms, self.during.rps, self.during.errors, self.p99_ratio
+            "  probe ({pace}) on unrelated dbs, p50/p99/p99.9/max ms (answers > {SLOW_MS} ms):\n"
         ));
+        for (name, w) in [
+            ("idle before", &self.idle),
+            ("during rollout", &self.during),
+            ("idle after", &self.idle_after),
+            ("during bare loop", &self.during_bare),
+        ] {
+            let l = &w.latency;
+            let steal = w
+                .steal_pct
+                .map_or_else(|| "steal unknown".into(), |p| format!("steal {p:.1} %"));
+            s.push_str(&format!(
+                "    {name:<16} {:.2}/{:.2}/{:.2}/{:.2} ({} slow of {}, {:.0}/s, {} errors, {steal})\n",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, w.slow, l.count, w.rps, w.errors
+            ));
+        }
         s.push_str(&format!(
-            "  reference: the same probe during the bare loop over {} files, {} threads lowered as the rollout's: p50/p99 {:.2}/{:.2} ms: p99 ratio {:.2}\n",
-            self.reference_databases, self.concurrency, self.during_bare.latency.p50_ms, self.during_bare.latency.p99_ms, self.bare_p99_ratio
+            "  p99 idle (both windows pooled) {:.2} ms: rollout {:.2} (to the mean of the windows' p99s, {:.2} ms: {:.2}); reference: the bare loop over {} files on {} threads lowered as the rollout's: {:.2}\n",
+            self.idle_p99_ms, self.p99_ratio, self.idle_p99_mean_ms, self.p99_ratio_to_mean,
+            self.reference_databases, self.concurrency, self.bare_p99_ratio
         ));
         s
     }
