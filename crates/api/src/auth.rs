@@ -71,12 +71,12 @@ impl Auth {
             return Err(invalid());
         }
         let hash = tokens::hash(presented);
-        let (cp, key) = (self.cp.clone(), hash.clone());
-        let principal = self
-            .cache
-            .get(&hash, move || async move { load(&cp, &key).await })
-            .await?
-            .ok_or_else(invalid)?;
+        // The loader runs only on a miss or a background re-read: a hit clones nothing.
+        let loader = || {
+            let (cp, key) = (self.cp.clone(), hash.clone());
+            async move { load(&cp, &key).await }
+        };
+        let principal = self.cache.get(&hash, loader).await?.ok_or_else(invalid)?;
         if principal.expires_at.is_some_and(|t| t <= now_ms()) {
             return Err(ApiError::Unauthorized {
                 code: "token_expired",

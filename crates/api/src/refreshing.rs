@@ -1,12 +1,13 @@
 //! A read-through cache whose entries reload in the background before they expire: a hit
-//! never waits on the control plane, and no entry is served after its time to live.
+//! never waits for a load, and no entry is served after its time to live.
 //!
 //! Why: token lookups are cached with a 60-second safety-net expiry (revocations invalidate
 //! entries directly). With a plain expiry every busy token's next request after 60 s waited
 //! for a control-plane read, and while the control plane is busy (a migration rollout
-//! committing pages of events, a metering burst) that read waits for a pooled connection:
-//! the probe of README › Benchmarks › Migrations saw those waits as its p99. moka has no
-//! refresh-ahead of its own; this is the ~60 lines that add it.
+//! committing pages of events, a metering burst) that read can wait for a pooled connection.
+//! That those waits showed in the p99 of README › Benchmarks › Migrations' probe is a
+//! likely cause, not a measured one. moka has no refresh-ahead of its own; this is the ~60
+//! lines that add it.
 
 use std::{
     future::Future,
@@ -135,17 +136,28 @@ mod tests {
     use super::*;
 
     type Loads = Arc<AtomicUsize>;
+    type Loaded = std::future::Ready<Result<Option<&'static str>, String>>;
 
     /// A loader returning `value` and counting its calls.
-    fn loader(
-        loads: &Loads,
-        value: Option<&'static str>,
-    ) -> impl FnOnce() -> std::future::Ready<Result<Option<&'static str>, String>> {
+    fn loader(loads: &Loads, value: Option<&'static str>) -> impl FnOnce() -> Loaded {
         let loads = loads.clone();
         move || {
             loads.fetch_add(1, Ordering::SeqCst);
             std::future::ready(Ok(value))
         }
+    }
+
+    /// What `get` answers for `key` (a load error fails the test).
+    async fn value(
+        c: &Refreshing<&'static str>,
+        key: &str,
+        load: impl FnOnce() -> Loaded,
+    ) -> Option<&'static str> {
+        c.get(key, load).await.unwrap().map(|v| *v)
+    }
+
+    fn count(loads: &Loads) -> usize {
+        loads.load(Ordering::SeqCst)
     }
 
     async fn settle() {
@@ -156,103 +168,84 @@ mod tests {
     async fn hits_do_not_load_and_misses_of_nothing_are_not_cached() {
         let c = Refreshing::new(10, Duration::from_secs(60), Duration::from_secs(30));
         let loads = Loads::default();
-        assert_eq!(
-            c.get("k", loader(&loads, Some("v"))).await,
-            Ok(Some(Arc::new("v")))
-        );
-        assert_eq!(
-            c.get("k", loader(&loads, Some("w"))).await,
-            Ok(Some(Arc::new("v")))
-        );
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-        assert_eq!(c.get("gone", loader(&loads, None)).await, Ok(None));
-        assert_eq!(c.get("gone", loader(&loads, None)).await, Ok(None));
-        assert_eq!(loads.load(Ordering::SeqCst), 3);
+        assert_eq!(value(&c, "k", loader(&loads, Some("v"))).await, Some("v"));
+        assert_eq!(value(&c, "k", loader(&loads, Some("w"))).await, Some("v"));
+        assert_eq!(count(&loads), 1);
+        assert_eq!(value(&c, "gone", loader(&loads, None)).await, None);
+        assert_eq!(value(&c, "gone", loader(&loads, None)).await, None);
+        assert_eq!(count(&loads), 3);
     }
 
     #[tokio::test]
     async fn an_old_entry_is_served_while_it_reloads_once_in_the_background() {
         let c = Refreshing::new(10, Duration::from_secs(60), Duration::from_millis(20));
         let loads = Loads::default();
-        c.get("k", loader(&loads, Some("old"))).await.unwrap();
+        value(&c, "k", loader(&loads, Some("old"))).await;
         settle().await;
         // Both hits answer at once with the old value; only the first starts a reload.
         assert_eq!(
-            c.get("k", loader(&loads, Some("new"))).await.unwrap(),
-            Some(Arc::new("old"))
+            value(&c, "k", loader(&loads, Some("new"))).await,
+            Some("old")
         );
         assert_eq!(
-            c.get("k", loader(&loads, Some("new"))).await.unwrap(),
-            Some(Arc::new("old"))
+            value(&c, "k", loader(&loads, Some("new"))).await,
+            Some("old")
         );
         settle().await;
-        assert_eq!(loads.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            c.get("k", loader(&loads, Some("x"))).await.unwrap(),
-            Some(Arc::new("new"))
-        );
+        assert_eq!(count(&loads), 2);
+        assert_eq!(value(&c, "k", loader(&loads, Some("x"))).await, Some("new"));
     }
 
     #[tokio::test]
     async fn a_reload_that_finds_nothing_drops_the_entry() {
         let c = Refreshing::new(10, Duration::from_secs(60), Duration::from_millis(20));
         let loads = Loads::default();
-        c.get("k", loader(&loads, Some("v"))).await.unwrap();
+        value(&c, "k", loader(&loads, Some("v"))).await;
         settle().await;
-        c.get("k", loader(&loads, None)).await.unwrap();
+        value(&c, "k", loader(&loads, None)).await;
         settle().await;
-        assert_eq!(c.get("k", loader(&loads, None)).await, Ok(None));
+        assert_eq!(value(&c, "k", loader(&loads, None)).await, None);
     }
 
     #[tokio::test]
     async fn a_failed_reload_keeps_the_entry_and_the_next_hit_retries() {
         let c = Refreshing::new(10, Duration::from_secs(60), Duration::from_millis(20));
         let loads = Loads::default();
-        c.get("k", loader(&loads, Some("v"))).await.unwrap();
+        value(&c, "k", loader(&loads, Some("v"))).await;
         settle().await;
-        let failing = || std::future::ready(Err::<Option<&str>, _>("down".to_owned()));
-        assert_eq!(c.get("k", failing).await.unwrap(), Some(Arc::new("v")));
+        let failing = || std::future::ready(Err("down".to_owned()));
+        assert_eq!(value(&c, "k", failing).await, Some("v"));
         settle().await;
-        assert_eq!(
-            c.get("k", loader(&loads, Some("w"))).await.unwrap(),
-            Some(Arc::new("v"))
-        );
+        assert_eq!(value(&c, "k", loader(&loads, Some("w"))).await, Some("v"));
         settle().await;
-        assert_eq!(
-            c.get("k", loader(&loads, None)).await.unwrap(),
-            Some(Arc::new("w"))
-        );
+        assert_eq!(value(&c, "k", loader(&loads, None)).await, Some("w"));
     }
 
     #[tokio::test]
     async fn entries_expire_at_their_time_to_live_whatever_the_hits() {
         let c = Refreshing::new(10, Duration::from_millis(100), Duration::from_millis(90));
         let loads = Loads::default();
-        c.get("k", loader(&loads, Some("v"))).await.unwrap();
+        value(&c, "k", loader(&loads, Some("v"))).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(
-            c.get("k", loader(&loads, Some("w"))).await,
-            Ok(Some(Arc::new("w")))
-        );
-        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        assert_eq!(value(&c, "k", loader(&loads, Some("w"))).await, Some("w"));
+        assert_eq!(count(&loads), 2);
     }
 
     #[tokio::test]
     async fn invalidation_drops_matching_entries_and_a_load_begun_before_it() {
         let c = Refreshing::new(10, Duration::from_secs(60), Duration::from_secs(30));
         let loads = Loads::default();
-        c.get("a", loader(&loads, Some("revoked"))).await.unwrap();
-        c.get("b", loader(&loads, Some("kept"))).await.unwrap();
+        value(&c, "a", loader(&loads, Some("revoked"))).await;
+        value(&c, "b", loader(&loads, Some("kept"))).await;
         // A miss whose load reads the row, then sees the invalidation land before it caches.
         let racing = c.clone();
-        let answer = c
-            .get("c", move || {
-                racing.invalidate_if(|v| *v == "revoked");
-                std::future::ready(Ok::<_, String>(Some("revoked")))
-            })
-            .await;
+        let answer = value(&c, "c", move || {
+            racing.invalidate_if(|v| *v == "revoked");
+            std::future::ready(Ok(Some("revoked")))
+        })
+        .await;
         // The caller still gets what its own read found; nothing of it stays cached.
-        assert_eq!(answer, Ok(Some(Arc::new("revoked"))));
+        assert_eq!(answer, Some("revoked"));
         c.cache.run_pending_tasks().await;
         assert!(c.cache.get("a").await.is_none());
         assert!(c.cache.get("c").await.is_none());
