@@ -16,6 +16,7 @@ use std::{
 use persql_api::{Components, Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Row;
 use tempfile::TempDir;
 use tokio::{net::TcpListener, task::JoinHandle};
 
@@ -161,6 +162,32 @@ impl TestApp {
         let mut app = Self::start(self.dir.clone(), self.backends.clone(), |_| {}).await;
         app._tmp = tmp;
         app
+    }
+
+    /// After [`stop`](Self::stop): runs a metering-only process (`persql metering`, no
+    /// producers) on this app's data dir and backends until the ledger has not grown for
+    /// 1.5 s, so events the app appended but its own consumer had not charged when it
+    /// stopped (a storage sample of the last second) are charged.
+    pub async fn drain_metering(&self, tweak: impl FnOnce(&mut Config)) {
+        let mut config = Self::config(self.dir.clone(), &self.backends);
+        tweak(&mut config);
+        let running = persql_api::start(config, Components::Metering)
+            .await
+            .expect("start metering");
+        let cp = self.control_plane().await;
+        let (mut last, mut stable) = (-1i64, 0);
+        while stable < 5 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let n: i64 = sqlx::query("SELECT COUNT(*) FROM ledger")
+                .fetch_one(cp.pool())
+                .await
+                .expect("ledger count")
+                .get(0);
+            stable = if n == last { stable + 1 } else { 0 };
+            last = n;
+        }
+        running.shutdown.cancel();
+        running.stop().await;
     }
 
     pub async fn stop(&mut self) {
