@@ -250,6 +250,34 @@ async fn bench_migrations_phase_reports_every_window_at_a_small_size() {
         );
         let steal = m[window]["stealPct"].as_f64();
         assert!(steal.is_some_and(|p| (0.0..=100.0).contains(&p)), "{m}");
+        // The worst seconds hold only slow answers, no more of them than the window has,
+        // none slower than its slowest.
+        let worst = m[window]["worstSeconds"].as_array().expect("worstSeconds");
+        assert!(worst.len() <= 10, "{m}");
+        let in_worst: u64 = worst.iter().map(|s| s["slow"].as_u64().unwrap()).sum();
+        assert!(
+            in_worst as f64 <= m[window]["slow"].as_f64().unwrap(),
+            "{m}"
+        );
+        assert_eq!(worst.is_empty(), m[window]["slow"] == 0, "{m}");
+        for s in worst {
+            assert!(s["slow"].as_u64().unwrap() >= 1, "{m}");
+            assert!(s["maxMs"].as_f64().unwrap() > 10.0, "{m}");
+            assert!(s["maxMs"].as_f64().unwrap() <= ms(window, "maxMs"), "{m}");
+            assert!(s["at"].as_u64().unwrap() > 1_700_000_000, "{m}");
+            let steal = s["stealPct"].as_f64();
+            assert!(steal.is_none_or(|p| (0.0..=100.0).contains(&p)), "{m}");
+        }
+        // Steal is sampled through every window on Linux (the idle ones last a second or
+        // more; the others may be shorter than one tick of `/proc/stat`).
+        let stolen = m[window]["slowWhileStolen"].as_u64();
+        assert!(
+            stolen.is_none_or(|n| n as f64 <= m[window]["slow"].as_f64().unwrap()),
+            "{m}"
+        );
+        if window.starts_with("idle") {
+            assert!(stolen.is_some(), "{window}: {m}");
+        }
     }
     let during = ms("during", "p99Ms");
     assert!(

@@ -24,7 +24,7 @@ use super::{
     baseline,
     load::ClientRuntime,
     phases::TEMPLATE_DDL,
-    probe::{Pace, Probe, SLOW_MS, probe, run_probe},
+    probe::{Pace, Probe, SLOW_MS, STOLEN_PCT, probe, run_probe},
     report::ratio,
     target::{Api, PerSql},
 };
@@ -460,6 +460,29 @@ impl MigrationsReport {
                 "    {name:<16} {:.2}/{:.2}/{:.2}/{:.2} ({} slow of {}, {:.0}/s, {} errors, {steal})\n",
                 l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, w.slow, l.count, w.rps, w.errors
             ));
+            if !w.worst_seconds.is_empty() {
+                let worst: Vec<String> = w
+                    .worst_seconds
+                    .iter()
+                    .take(3)
+                    .map(|s| {
+                        let steal = s
+                            .steal_pct
+                            .map_or_else(String::new, |p| format!(", steal {p:.0} %"));
+                        format!(
+                            "{} slow (max {:.1} ms{steal}) at {}",
+                            s.slow, s.max_ms, s.at
+                        )
+                    })
+                    .collect();
+                let stolen = w.slow_while_stolen.map_or_else(String::new, |n| {
+                    format!("{n} slow in seconds with steal ≥ {STOLEN_PCT:.0} %; ")
+                });
+                s.push_str(&format!(
+                    "      {stolen}worst seconds: {}\n",
+                    worst.join(", ")
+                ));
+            }
         }
         s.push_str(&format!(
             "  p99 idle (both windows pooled) {:.2} ms: rollout {:.2} (to the mean of the windows' p99s, {:.2} ms: {:.2}); reference: the bare loop over {} files on {} threads lowered as the rollout's: {:.2}\n",

@@ -32,6 +32,15 @@ pub struct Probe {
     /// shared machines it swings from 0 to 30 % within minutes, and a window with much
     /// steal has a p99 that says more about the host than about PerSQL.
     pub steal_pct: Option<f64>,
+    /// The seconds with the most slow answers (at most [`WORST_SECONDS`], worst first), by
+    /// Unix time: to line a window's stalls up with what else the machine did then (`vmstat`,
+    /// per-thread CPU). A p99 made of a few long stalls and one made of many small delays
+    /// have different causes.
+    pub worst_seconds: Vec<SlowSecond>,
+    /// Slow answers due in a second when the hypervisor stole at least [`STOLEN_PCT`] % of
+    /// the machine's CPU (steal sampled every second): the share of [`Probe::slow`] the host,
+    /// not PerSQL, most likely made. `None` where steal is not readable.
+    pub slow_while_stolen: Option<usize>,
     /// The latencies (µs), sorted: windows are pooled by [`Probe::pooled`].
     #[serde(skip)]
     samples: Vec<u32>,
@@ -40,12 +49,67 @@ pub struct Probe {
 /// What counts as a slow answer (`Probe::slow`), in milliseconds.
 pub const SLOW_MS: u32 = 10;
 
+/// How many of a window's worst seconds it reports.
+pub const WORST_SECONDS: usize = 10;
+
+/// Steal (percent of a second's CPU time) from which a second counts as stolen.
+pub const STOLEN_PCT: f64 = 10.0;
+
+/// The hypervisor's steal by Unix second, in percent of that second's CPU time.
+type StealBySecond = std::collections::BTreeMap<u64, f64>;
+
+/// One second of a probe window with slow answers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlowSecond {
+    /// Unix time (s) the slow queries were due in.
+    pub at: u64,
+    /// Slow answers due in that second.
+    pub slow: usize,
+    /// The slowest of them.
+    pub max_ms: f64,
+    /// The hypervisor's steal in that second, in percent (`None`: not sampled).
+    pub steal_pct: Option<f64>,
+}
+
+/// The seconds with the most slow answers among `slow` (Unix time due in s, latency µs).
+fn worst_seconds(slow: &[(u64, u32)], steal: &StealBySecond) -> Vec<SlowSecond> {
+    let mut by_second = std::collections::BTreeMap::<u64, (usize, u32)>::new();
+    for &(at, micros) in slow {
+        let s = by_second.entry(at).or_default();
+        s.0 += 1;
+        s.1 = s.1.max(micros);
+    }
+    let mut seconds: Vec<SlowSecond> = by_second
+        .into_iter()
+        .map(|(at, (slow, max))| SlowSecond {
+            at,
+            slow,
+            max_ms: f64::from(max) / 1000.0,
+            steal_pct: steal.get(&at).copied(),
+        })
+        .collect();
+    seconds.sort_by(|a, b| b.slow.cmp(&a.slow).then(a.at.cmp(&b.at)));
+    seconds.truncate(WORST_SECONDS);
+    seconds
+}
+
 impl Probe {
     /// A window's figures from its latencies (µs).
-    fn of(mut samples: Vec<u32>, secs: f64, errors: u64) -> Self {
+    fn of(
+        mut samples: Vec<u32>,
+        secs: f64,
+        errors: u64,
+        slow: &[(u64, u32)],
+        steal: &StealBySecond,
+    ) -> Self {
         samples.sort_unstable();
+        let stolen = |at: &u64| steal.get(at).is_some_and(|&p| p >= STOLEN_PCT);
         Self {
             steal_pct: None,
+            worst_seconds: worst_seconds(slow, steal),
+            slow_while_stolen: (!steal.is_empty())
+                .then(|| slow.iter().filter(|(at, _)| stolen(at)).count()),
             rps: ratio(samples.len() as f64, secs),
             latency: Percentiles::of_sorted(&samples),
             errors,
@@ -111,6 +175,7 @@ pub async fn run_probe(
 ) -> anyhow::Result<Probe> {
     let t0 = Instant::now();
     let cpu0 = cpu_times();
+    let sampler = tokio::spawn(sample_steal(stop.clone()));
     let connections = pace.connections.max(1);
     let interval = pace.interval();
     let mut workers = Vec::new();
@@ -122,7 +187,7 @@ pub async fn run_probe(
                 .tcp_nodelay(true)
                 .build()?;
             let mut rng = SmallRng::seed_from_u64(0xbee5 ^ w as u64);
-            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            let (mut lat, mut errors, mut slow) = (Vec::new(), 0u64, Vec::new());
             let mut due = interval.map(|i| t0 + i.mul_f64(w as f64 / connections as f64));
             while !stop.is_cancelled() {
                 let (url, auth) = &targets[rng.random_range(0..targets.len())];
@@ -157,25 +222,79 @@ pub async fn run_probe(
                     Err(_) => false,
                 };
                 if ok {
-                    lat.push(micros(start.elapsed()));
+                    let took = micros(start.elapsed());
+                    lat.push(took);
+                    if took > SLOW_MS * 1000 {
+                        slow.push((unix_secs(start), took));
+                    }
                 } else {
                     errors += 1;
                 }
             }
-            anyhow::Ok((lat, errors))
+            anyhow::Ok((lat, errors, slow))
         }));
     }
-    let (mut all, mut errors) = (Vec::new(), 0);
+    let (mut all, mut errors, mut slow) = (Vec::new(), 0, Vec::new());
     for w in workers {
-        let (lat, e) = w.await??;
+        let (lat, e, s) = w.await??;
         all.extend(lat);
         errors += e;
+        slow.extend(s);
     }
-    let mut window = Probe::of(all, t0.elapsed().as_secs_f64(), errors);
+    let steal = sampler.await.unwrap_or_default();
+    let mut window = Probe::of(all, t0.elapsed().as_secs_f64(), errors, &slow, &steal);
     window.steal_pct = cpu0.zip(cpu_times()).map(|((s0, t0), (s1, t1))| {
         ratio(s1.saturating_sub(s0) as f64, t1.saturating_sub(t0) as f64) * 100.0
     });
     Ok(window)
+}
+
+/// The hypervisor's steal in each second until `stop` (empty where `/proc/stat` is not
+/// readable), keyed by Unix second. Samples end on the wall clock's second boundaries, so
+/// each covers (part of) one second and lines up with [`unix_secs`] of the queries; the
+/// first and last cover what of their second the window had.
+async fn sample_steal(stop: CancellationToken) -> StealBySecond {
+    let mut out = StealBySecond::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    };
+    let Some(mut before) = cpu_times() else {
+        return out;
+    };
+    let mut second = now().as_secs();
+    loop {
+        let to_boundary = Duration::from_secs(1)
+            .saturating_sub(Duration::from_nanos(now().subsec_nanos().into()));
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(to_boundary) => false,
+            _ = stop.cancelled() => true,
+        };
+        let Some(after) = cpu_times() else {
+            return out;
+        };
+        let (steal, all) = (
+            after.0.saturating_sub(before.0),
+            after.1.saturating_sub(before.1),
+        );
+        if all > 0 {
+            out.insert(second, ratio(steal as f64, all as f64) * 100.0);
+        }
+        if stopped {
+            return out;
+        }
+        (before, second) = (after, now().as_secs());
+    }
+}
+
+/// The Unix time (s) of `at`.
+fn unix_secs(at: Instant) -> u64 {
+    let ago = at.elapsed();
+    std::time::SystemTime::now()
+        .checked_sub(ago)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 /// (steal, all) of the machine's CPU time so far, in ticks, from `/proc/stat`.
@@ -202,8 +321,12 @@ mod tests {
 
     #[test]
     fn windows_pool_their_samples_and_count_slow_answers() {
-        let a = Probe::of(vec![900, 100, 20_000], 1.0, 0);
-        let b = Probe::of(vec![300, 10_000], 2.0, 1);
+        let steal = StealBySecond::from([(7, 12.5), (8, 0.0)]);
+        let a = Probe::of(vec![900, 100, 20_000], 1.0, 0, &[(7, 20_000)], &steal);
+        let b = Probe::of(vec![300, 10_000], 2.0, 1, &[], &StealBySecond::new());
+        assert_eq!(a.slow_while_stolen, Some(1));
+        assert_eq!(b.slow_while_stolen, None, "no steal samples: unknown");
+        assert_eq!(a.worst_seconds[0].steal_pct, Some(12.5));
         assert_eq!((a.slow, b.slow), (1, 0), "10 ms itself is not slow");
         assert_eq!(a.latency.max_ms, 20.0);
         assert_eq!(b.rps, 1.0);
@@ -211,6 +334,67 @@ mod tests {
         assert_eq!(pooled.count, 5);
         assert_eq!(pooled.p50_ms, 0.9);
         assert_eq!(pooled.max_ms, 20.0);
+    }
+
+    #[test]
+    fn the_worst_seconds_are_those_with_the_most_slow_answers() {
+        let slow = [
+            (5, 12_000),
+            (3, 40_000),
+            (5, 30_000),
+            (9, 11_000),
+            (3, 15_000),
+            (5, 11_000),
+        ];
+        let steal = StealBySecond::from([(3, 25.0), (5, 1.5)]);
+        let worst = worst_seconds(&slow, &steal);
+        let second = |at, slow, max_ms, steal_pct| SlowSecond {
+            at,
+            slow,
+            max_ms,
+            steal_pct,
+        };
+        assert_eq!(
+            worst,
+            vec![
+                second(5, 3, 30.0, Some(1.5)),
+                second(3, 2, 40.0, Some(25.0)),
+                second(9, 1, 11.0, None),
+            ]
+        );
+        let many: Vec<(u64, u32)> = (0..50).map(|s| (s, 20_000)).collect();
+        assert_eq!(worst_seconds(&many, &steal).len(), WORST_SECONDS);
+        assert!(worst_seconds(&[], &steal).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn steal_is_sampled_for_each_second_of_the_window() {
+        let stop = CancellationToken::new();
+        let unix = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let first = unix();
+        let sampler = tokio::spawn(sample_steal(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        stop.cancel();
+        let steal = sampler.await.unwrap();
+        let last = unix();
+        let seconds: Vec<u64> = steal.keys().copied().collect();
+        // The window touched at least three seconds; the last may have had no tick, and a
+        // timer late by a second (a stalled test machine) would skip one.
+        assert!(seconds.len() >= 2, "{steal:?}");
+        assert!(
+            seconds[0] >= first && *seconds.last().unwrap() <= last,
+            "{steal:?}"
+        );
+        assert!(
+            steal.values().all(|p| (0.0..=100.0).contains(p)),
+            "{steal:?}"
+        );
     }
 
     #[test]
