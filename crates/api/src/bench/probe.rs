@@ -243,9 +243,7 @@ pub async fn run_probe(
     }
     let steal = sampler.await.unwrap_or_default();
     let mut window = Probe::of(all, t0.elapsed().as_secs_f64(), errors, &slow, &steal);
-    window.steal_pct = cpu0.zip(cpu_times()).map(|((s0, t0), (s1, t1))| {
-        ratio(s1.saturating_sub(s0) as f64, t1.saturating_sub(t0) as f64) * 100.0
-    });
+    window.steal_pct = cpu0.zip(cpu_times()).map(|(a, b)| steal_pct(a, b));
     Ok(window)
 }
 
@@ -255,18 +253,13 @@ pub async fn run_probe(
 /// first and last cover what of their second the window had.
 async fn sample_steal(stop: CancellationToken) -> StealBySecond {
     let mut out = StealBySecond::new();
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-    };
     let Some(mut before) = cpu_times() else {
         return out;
     };
-    let mut second = now().as_secs();
+    let mut second = unix_now().as_secs();
     loop {
         let to_boundary = Duration::from_secs(1)
-            .saturating_sub(Duration::from_nanos(now().subsec_nanos().into()));
+            .saturating_sub(Duration::from_nanos(unix_now().subsec_nanos().into()));
         let stopped = tokio::select! {
             _ = tokio::time::sleep(to_boundary) => false,
             _ = stop.cancelled() => true,
@@ -274,27 +267,34 @@ async fn sample_steal(stop: CancellationToken) -> StealBySecond {
         let Some(after) = cpu_times() else {
             return out;
         };
-        let (steal, all) = (
-            after.0.saturating_sub(before.0),
-            after.1.saturating_sub(before.1),
-        );
-        if all > 0 {
-            out.insert(second, ratio(steal as f64, all as f64) * 100.0);
+        if after.1 > before.1 {
+            out.insert(second, steal_pct(before, after));
         }
         if stopped {
             return out;
         }
-        (before, second) = (after, now().as_secs());
+        (before, second) = (after, unix_now().as_secs());
     }
+}
+
+/// The time since the Unix epoch (zero on a clock set before it).
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// The Unix time (s) of `at`.
 fn unix_secs(at: Instant) -> u64 {
-    let ago = at.elapsed();
-    std::time::SystemTime::now()
-        .checked_sub(ago)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+    unix_now().saturating_sub(at.elapsed()).as_secs()
+}
+
+/// Steal between two readings of [`cpu_times`], in percent of all CPU time between them.
+fn steal_pct((steal0, all0): (u64, u64), (steal1, all1): (u64, u64)) -> f64 {
+    ratio(
+        steal1.saturating_sub(steal0) as f64,
+        all1.saturating_sub(all0) as f64,
+    ) * 100.0
 }
 
 /// (steal, all) of the machine's CPU time so far, in ticks, from `/proc/stat`.
@@ -371,18 +371,12 @@ mod tests {
     #[tokio::test]
     async fn steal_is_sampled_for_each_second_of_the_window() {
         let stop = CancellationToken::new();
-        let unix = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        };
-        let first = unix();
+        let first = unix_now().as_secs();
         let sampler = tokio::spawn(sample_steal(stop.clone()));
         tokio::time::sleep(Duration::from_millis(2200)).await;
         stop.cancel();
         let steal = sampler.await.unwrap();
-        let last = unix();
+        let last = unix_now().as_secs();
         let seconds: Vec<u64> = steal.keys().copied().collect();
         // The window touched at least three seconds; the last may have had no tick, and a
         // timer late by a second (a stalled test machine) would skip one.
@@ -401,6 +395,8 @@ mod tests {
     fn steal_is_read_from_the_cpu_line_of_proc_stat() {
         let line = "cpu  100 5 50 800 10 1 2 32 7 0";
         assert_eq!(parse_cpu_line(line), Some((32, 1000)));
+        assert_eq!(steal_pct((32, 1000), (52, 1200)), 10.0);
+        assert_eq!(steal_pct((32, 1000), (32, 1000)), 0.0, "no time passed");
         assert_eq!(parse_cpu_line("cpu0 1 2 3 4 5 6 7 8"), None);
         assert_eq!(parse_cpu_line("cpu  1 2 3"), None);
         assert_eq!(parse_cpu_line("cpu  1 2 3 4 5 6 7 x"), None);
