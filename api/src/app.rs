@@ -1,0 +1,271 @@
+//! Composes the crates into a running service: control plane, bus, storage, consumers,
+//! and (for `serve`/`api`) the HTTP state.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use persql_events::{
+    Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher,
+    TemplateMigrationAdded, TokensRevoked,
+};
+use persql_metering::MeteringHandler;
+use persql_provisioner::{
+    ProvisionHandler, ReadyWaiter, Registry,
+    template_migrations::{Rollout, TemplateVersions},
+    sampler,
+};
+use persql_storage::Storage;
+use sqlx::Row;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    accounts::{Accounts, PasswordProvider, limiter::SignInLimiter},
+    auth::Auth,
+    config::Config,
+    funding::Funding,
+    oauth::usage::GrantUsage,
+    state::{App, AppState, DatabaseCache},
+    tokens::{self, NewToken, Secret, TokenKind},
+};
+
+/// Which parts run in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Components {
+    /// Everything (`persql serve`).
+    All,
+    /// HTTP only (`persql api`); provisioning happens in another process.
+    Api,
+    /// The provisioner consumer and storage sampler only (`persql provisioner`).
+    Provisioner,
+    /// The metering consumer only (`persql metering`).
+    Metering,
+}
+
+/// A started service.
+pub struct Running {
+    /// HTTP state, when this process serves the API.
+    pub state: Option<AppState>,
+    /// Operator token generated on this start (to print once), if any.
+    pub generated_admin_token: Option<String>,
+    pub shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    cp: ControlPlane,
+}
+
+impl Running {
+    /// Stops background tasks (draining queued query events) and closes the control plane.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.cp.close().await;
+    }
+}
+
+/// Starts the components of `config`.
+pub async fn start(config: Config, components: Components) -> anyhow::Result<Running> {
+    crate::telemetry::prometheus();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let cp = ControlPlane::connect(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("connecting to the control plane")?;
+    let bus = Bus::connect(
+        cp.clone(),
+        &BusConfig {
+            nats_url: config.nats_url.clone(),
+            prefix: config.nats_prefix.clone(),
+        },
+    )
+    .await
+    .context("connecting to the event bus")?;
+    let storage = Storage::new(config.storage()).context("opening tenant storage")?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let waiter = ReadyWaiter::new();
+
+    if let Some(relay) = bus.spawn_relay(shutdown.clone()) {
+        tasks.push(relay);
+    }
+    let prices = config.prices()?;
+    if matches!(components, Components::All | Components::Provisioner) {
+        let handler = ProvisionHandler::new(storage.clone(), cp.backend(), waiter.clone());
+        tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+        if config.migration_rollout != "off" {
+            let rollout = Rollout::new(cp.clone(), storage.clone(), config.migration_concurrency);
+            tasks.push(bus.spawn_consumer(Arc::new(rollout.trigger()), shutdown.clone()));
+            tasks.push(rollout.spawn(
+                std::time::Duration::from_secs(config.migration_rescan_secs.max(1)),
+                shutdown.clone(),
+            ));
+        }
+        if config.metering_enabled() {
+            let interval = std::time::Duration::from_secs(config.storage_sample_secs.max(1));
+            tasks.push(sampler::spawn(
+                cp.clone(),
+                storage.clone(),
+                interval,
+                shutdown.clone(),
+            ));
+        }
+    }
+    if matches!(components, Components::All | Components::Metering) && config.metering_enabled() {
+        let handler = MeteringHandler::new(prices, cp.backend());
+        tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
+    }
+    if matches!(components, Components::Provisioner | Components::Metering) {
+        return Ok(Running {
+            state: None,
+            generated_admin_token: None,
+            shutdown,
+            tasks,
+            cp,
+        });
+    }
+
+    let generated_admin_token = bootstrap_operator(&cp, config.admin_token.clone()).await?;
+    let (query_events, batcher) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
+    // Subscribe before loading balances, so no balance event falls between the two.
+    let tail = bus
+        .tail_matching(shutdown.clone(), invalidating)
+        .await
+        .context("tailing the event bus")?;
+    let funding = Funding::load(&cp, prices, config.metering_enabled())
+        .await
+        .context("loading balances")?;
+    let template_versions = TemplateVersions::load(&cp)
+        .await
+        .context("loading template migration versions")?;
+    tasks.push(batcher);
+    let cors = crate::cors::layer(&config.cors_origins)?;
+    let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
+    let signing_key = crate::oauth::keys::SigningKey::load_or_create(&cp)
+        .await
+        .context("loading the ID-token signing key")?;
+    let limiter = SignInLimiter::new(
+        config.signin_max_failures,
+        config.signup_max_per_window,
+        std::time::Duration::from_secs(config.signin_window_secs.max(1)),
+    );
+    let state = AppState(Arc::new(App {
+        registry: Registry::new(cp.clone()),
+        auth: Auth::new(cp.clone()),
+        databases: DatabaseCache::new(cp.clone(), template_versions.clone()),
+        config,
+        cp: cp.clone(),
+        bus: bus.clone(),
+        storage,
+        waiter,
+        query_events,
+        funding,
+        mcp,
+        cors,
+        accounts: Accounts::new(Box::new(PasswordProvider)),
+        limiter,
+        signing_key,
+        grants_used: GrantUsage::new(cp.clone()),
+        template_versions,
+    }));
+    tasks.push(spawn_invalidation(&state, tail));
+    Ok(Running {
+        state: Some(state),
+        generated_admin_token,
+        shutdown,
+        tasks,
+        cp,
+    })
+}
+
+/// The event types `spawn_invalidation` acts on.
+fn invalidating(ty: &str) -> bool {
+    ty.starts_with("balance.")
+        || matches!(
+            ty,
+            "token.revoked"
+                | "database.deleted"
+                | "database.provisioned"
+                | "template.migration_added"
+        )
+}
+
+/// Keeps this process's caches in step with changes made anywhere: revoked tokens and
+/// deleted databases are forgotten, provision waiters are woken, balances follow metering,
+/// templates' latest migration versions rise.
+fn spawn_invalidation(
+    state: &AppState,
+    mut rx: tokio::sync::mpsc::Receiver<persql_events::Envelope>,
+) -> JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if e.type_suffix().starts_with("balance.") {
+                state.funding.apply(&e);
+            } else if let Some(Ok(r)) = e.decode::<TokensRevoked>() {
+                state.auth.forget(&r.token_ids);
+            } else if let Some(Ok(d)) = e.decode::<DatabaseDeleted>() {
+                state.databases.forget(&d.database_id);
+            } else if e.is::<Provisioned>() {
+                state.waiter.wake();
+            } else if let Some(Ok(m)) = e.decode::<TemplateMigrationAdded>() {
+                // Recorded by another API process: databases of the template catch up on
+                // their next request.
+                state.template_versions.raise(&m.template_id, m.version);
+            }
+        }
+    })
+}
+
+/// Ensures an operator token exists. A configured one is stored (hashed) if new; with none
+/// configured and none stored, one is generated and returned to be printed once.
+async fn bootstrap_operator(
+    cp: &ControlPlane,
+    configured: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    let no_ns = NewToken {
+        kind: TokenKind::Operator,
+        namespace_id: None,
+        namespace_slug: "_operator",
+        database_id: None,
+        role: None,
+        billed_namespace_id: None,
+        expires_at: None,
+    };
+    let mut tx = cp.begin().await?;
+    let generated = match configured {
+        Some(t) => {
+            anyhow::ensure!(
+                t.starts_with("psql_admin_") && t.len() >= "psql_admin_".len() + 32,
+                "PERSQL_ADMIN_TOKEN must start with psql_admin_ and carry at least 32 more characters"
+            );
+            let secret = Secret::from_config(t);
+            let known = sqlx::query("SELECT 1 FROM tokens WHERE hash = $1")
+                .bind(secret.hash())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !known {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                tokens::insert(&mut tx, &id, &secret, &no_ns).await?;
+            }
+            None
+        }
+        None => {
+            let count: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM tokens WHERE kind = 'operator' AND revoked_at IS NULL",
+            )
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if count > 0 {
+                None
+            } else {
+                let (_, secret) = tokens::mint(&mut tx, cp.backend(), &no_ns).await?;
+                Some(secret.expose().to_owned())
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(generated)
+}

@@ -1,0 +1,256 @@
+//! `Storage`: the async entry point over tenant SQLite files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cache::{Inner, remove_if_exists, sidecar};
+use crate::describe::{Schema, describe};
+use crate::template_migration::{MigrateOutcome, Migrations, Open};
+use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig, StorageError};
+
+/// Tenant databases: one SQLite file per database, connections cached.
+#[derive(Clone)]
+pub struct Storage {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Storage {
+    /// Creates `root/tenants` and `root/images` and an empty handle cache.
+    pub fn new(cfg: StorageConfig) -> Result<Self, StorageError> {
+        Ok(Self {
+            inner: Arc::new(Inner::new(cfg)?),
+        })
+    }
+
+    /// The database file of `loc`.
+    pub fn path(&self, loc: &DbLocation) -> PathBuf {
+        self.inner.path(loc)
+    }
+
+    /// True when the database file exists.
+    pub fn exists(&self, loc: &DbLocation) -> bool {
+        self.inner.path(loc).exists()
+    }
+
+    /// Runs `f` on the blocking pool: rusqlite and file I/O block the thread,
+    /// which must not be an async worker.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Creates the database (replacing a file left by an earlier attempt),
+    /// with `template`'s schema and user_version but none of its rows. Returns that
+    /// user_version (the template's migration version; 0 without a template).
+    pub async fn create(
+        &self,
+        loc: &DbLocation,
+        template: Option<&DbLocation>,
+    ) -> Result<i64, StorageError> {
+        let (loc, template) = (loc.clone(), template.cloned());
+        self.blocking(move |inner| inner.create(&loc, template.as_ref()))
+            .await
+    }
+
+    /// Runs one statement under `role`.
+    pub async fn query(
+        &self,
+        loc: &DbLocation,
+        role: Role,
+        stmt: Statement,
+    ) -> Result<QueryResult, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            let handle = inner.handle(&loc)?;
+            let mut conn = handle.lock();
+            conn.query(role, &stmt, &inner.cfg.limits)
+        })
+        .await
+    }
+
+    /// Runs `stmts` under `role` in one transaction; the first failure rolls
+    /// everything back and names the failing statement.
+    pub async fn batch(
+        &self,
+        loc: &DbLocation,
+        role: Role,
+        stmts: Vec<Statement>,
+    ) -> Result<Vec<QueryResult>, BatchError> {
+        let loc = loc.clone();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            if stmts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let handle = inner
+                .handle(&loc)
+                .map_err(|error| BatchError { index: 0, error })?;
+            let mut conn = handle.lock();
+            conn.batch(role, &stmts, &inner.cfg.limits)
+        })
+        .await
+        .map_err(|e| BatchError {
+            index: 0,
+            error: StorageError::Internal(format!("blocking task failed: {e}")),
+        })?
+    }
+
+    /// The schema of the database.
+    pub async fn describe(&self, loc: &DbLocation) -> Result<Schema, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| inner.handle(&loc)?.lock().trusted(describe))
+            .await
+    }
+
+    /// `PRAGMA schema_version`: changes whenever the schema changes.
+    pub async fn schema_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            inner
+                .handle(&loc)?
+                .lock()
+                .trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
+        })
+        .await
+    }
+
+    /// Applies the migrations above the database's `user_version` (see [`Migration`]),
+    /// caching its handle: for a database about to be queried, or a template.
+    pub async fn migrate(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<MigrateOutcome, StorageError> {
+        self.migrate_with(loc, migrations, Open::Cached).await
+    }
+
+    /// Like [`Storage::migrate`], but a database whose handle is not cached gets a connection
+    /// of its own for the time of the migration: a rollout over every database leaves the
+    /// handle cache (the hot databases) alone.
+    pub async fn migrate_uncached(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<MigrateOutcome, StorageError> {
+        self.migrate_with(loc, migrations, Open::Transient).await
+    }
+
+    async fn migrate_with(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+        open: Open,
+    ) -> Result<MigrateOutcome, StorageError> {
+        let loc = loc.clone();
+        let work = move |inner: &Inner| {
+            inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
+        };
+        match open {
+            // Someone is waiting for this database (a query catching up, a template).
+            Open::Cached => self.blocking(work).await,
+            // A rollout over every database: bulk work, on the lower-priority lane.
+            Open::Transient => self.background(work).await,
+        }
+    }
+
+    /// Runs `f` on the background lane: lower-priority threads for bulk work.
+    async fn background<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner.background.run(move || f(&inner)).await
+    }
+
+    /// Runs the migrations above the database's `user_version` in one transaction and
+    /// rolls it back, changing nothing: the first failure (version and error), if any.
+    pub async fn try_migrations(
+        &self,
+        loc: &DbLocation,
+        migrations: Migrations,
+    ) -> Result<Option<(i64, StorageError)>, StorageError> {
+        let loc = loc.clone();
+        self.background(move |inner| {
+            inner.with_conn(&loc, Open::Transient, |c| {
+                c.try_migrations(&migrations, &inner.cfg.limits)
+            })
+        })
+        .await
+    }
+
+    /// `PRAGMA user_version`: the template migration version the database has.
+    pub async fn user_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| inner.with_conn(&loc, Open::Transient, |c| c.user_version()))
+            .await
+    }
+
+    /// A consistent copy of the database (SQLite backup API) in a temp file.
+    pub async fn export(&self, loc: &DbLocation) -> Result<tempfile::NamedTempFile, StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            let path = inner.path(&loc);
+            if !path.exists() {
+                return Err(StorageError::NotFound);
+            }
+            // A separate reader, so a long export does not hold the cached
+            // connection's lock; WAL lets it read a snapshot meanwhile.
+            let src = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let out = tempfile::Builder::new()
+                .suffix(".db")
+                .tempfile_in(&inner.images)?;
+            let mut dst = rusqlite::Connection::open(out.path())?;
+            rusqlite::backup::Backup::new(&src, &mut dst)?.run_to_completion(
+                1024,
+                std::time::Duration::ZERO,
+                None,
+            )?;
+            dst.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))?;
+            dst.close().map_err(|(_, e)| StorageError::from(e))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Bytes on disk: the database file plus its WAL.
+    pub async fn size(&self, loc: &DbLocation) -> Result<u64, StorageError> {
+        let path = self.path(loc);
+        self.blocking(move |_| {
+            let db = match std::fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StorageError::NotFound);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let wal = std::fs::metadata(sidecar(&path, "-wal")).map_or(0, |m| m.len());
+            Ok(db + wal)
+        })
+        .await
+    }
+
+    /// Evicts the cached connection and removes the file, its WAL and shm.
+    pub async fn delete(&self, loc: &DbLocation) -> Result<(), StorageError> {
+        let loc = loc.clone();
+        self.blocking(move |inner| {
+            inner.evict(&loc);
+            let path = inner.path(&loc);
+            remove_if_exists(&path)?;
+            remove_if_exists(&sidecar(&path, "-wal"))?;
+            remove_if_exists(&sidecar(&path, "-shm"))?;
+            Ok(())
+        })
+        .await
+    }
+}
