@@ -8,11 +8,10 @@ use persql_events::{
     Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher,
     TemplateMigrationAdded, TokensRevoked,
 };
-use persql_metering::MeteringHandler;
+use persql_metering::{Funding, MeteringHandler};
 use persql_provisioner::{
-    ProvisionHandler, ReadyWaiter, Registry,
+    ProvisionHandler, ReadyWaiter, Registry, sampler,
     template_migrations::{Rollout, TemplateVersions},
-    sampler,
 };
 use persql_storage::Storage;
 use sqlx::Row;
@@ -21,11 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     accounts::{Accounts, PasswordProvider, limiter::SignInLimiter},
-    auth::Auth,
     config::Config,
-    funding::Funding,
     oauth::usage::GrantUsage,
-    state::{App, AppState, DatabaseCache},
+    principal::Auth,
+    state::{App, AppState, DatabaseCache, HttpService},
     tokens::{self, NewToken, Secret, TokenKind},
 };
 
@@ -141,6 +139,10 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     tasks.push(batcher);
     let cors = crate::cors::layer(&config.cors_origins)?;
     let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
+    let mcp = HttpService::new(tower::ServiceExt::<axum::extract::Request>::map_response(
+        mcp,
+        |r| r.map(axum::body::Body::new),
+    ));
     let signing_key = crate::oauth::keys::SigningKey::load_or_create(&cp)
         .await
         .context("loading the ID-token signing key")?;

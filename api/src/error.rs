@@ -13,6 +13,10 @@ use persql_storage::StorageError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+// The domain modules' errors, mapped at this edge (a child module: the domain modules may
+// use `ApiError`'s module without an import circle).
+mod domain;
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -193,25 +197,18 @@ impl IntoResponse for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        let code = e.code();
         match e {
-            StorageError::Sql(m) => Self::bad_request("sql_error", m),
-            StorageError::DdlNotAllowed(m) => Self::Forbidden {
-                code: "ddl_not_allowed",
-                detail: m,
-            },
-            StorageError::StatementNotAllowed(m) => Self::Forbidden {
-                code: "statement_not_allowed",
-                detail: m,
-            },
-            StorageError::InvalidParams(m) => Self::bad_request("invalid_params", m),
+            StorageError::Sql(m) | StorageError::InvalidParams(m) => Self::bad_request(code, m),
+            StorageError::DdlNotAllowed(detail) | StorageError::StatementNotAllowed(detail) => {
+                Self::Forbidden { code, detail }
+            }
             StorageError::SqlTooLong => {
-                Self::bad_request("sql_too_long", "the SQL text is longer than allowed")
+                Self::bad_request(code, "the SQL text is longer than allowed")
             }
-            StorageError::TooManyParams => {
-                Self::bad_request("too_many_params", "too many bound parameters")
-            }
+            StorageError::TooManyParams => Self::bad_request(code, "too many bound parameters"),
             StorageError::ResultTooLarge => Self::TooLarge {
-                code: "result_too_large",
+                code,
                 detail: "the result has more rows or bytes than allowed; page with LIMIT/OFFSET"
                     .into(),
             },

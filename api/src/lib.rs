@@ -1,6 +1,7 @@
 //! PerSQL's HTTP API (axum), auth and tokens, and the `persql` command line that composes
 //! every crate into one process or several.
 
+pub mod access;
 pub mod accounts;
 pub mod agents;
 pub mod app;
@@ -10,18 +11,21 @@ pub mod catch_up;
 pub mod cli;
 pub mod config;
 pub mod cors;
+pub mod databases;
 pub mod error;
 pub mod extract;
-pub mod funding;
-pub mod template_migrate;
+pub mod namespaces;
 pub mod oauth;
 pub mod pages;
+pub mod principal;
+pub mod queries;
 pub mod refreshing;
 pub mod routes;
 pub mod slug;
 pub mod state;
 pub mod tail;
 pub mod telemetry;
+pub mod template_migrate;
 pub mod tokens;
 
 pub use app::{Components, Running, start};

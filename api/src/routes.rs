@@ -6,11 +6,11 @@ pub mod agents;
 pub mod apps;
 pub mod billing;
 pub mod databases;
-pub mod template_migrations;
 pub mod oauth;
 pub mod provision;
 pub mod query;
 pub mod system;
+pub mod template_migrations;
 pub mod tokens;
 
 use axum::{

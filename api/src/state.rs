@@ -8,19 +8,28 @@ use std::{
 
 use moka::future::Cache;
 use persql_events::{Bus, ControlPlane, QueryEventBatcher};
-use persql_provisioner::{DatabaseState, ReadyWaiter, Registry, template_migrations::TemplateVersions};
+use persql_metering::Funding;
+use persql_provisioner::{
+    DatabaseState, ReadyWaiter, Registry, template_migrations::TemplateVersions,
+};
 use persql_storage::{DbLocation, Storage};
 use sqlx::Row;
 
 use crate::{
     accounts::{Accounts, limiter::SignInLimiter},
-    agents::mcp::McpService,
-    auth::Auth,
     config::Config,
     error::ApiError,
-    funding::Funding,
     oauth::{keys::SigningKey, usage::GrantUsage},
+    principal::Auth,
 };
+
+/// A boxed tower service answering HTTP requests (the MCP server), so that this module
+/// needs no import of what it serves.
+pub type HttpService = tower::util::BoxCloneSyncService<
+    axum::extract::Request,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
 
 /// Everything a request may need. Cloning is cheap.
 #[derive(Clone)]
@@ -46,7 +55,7 @@ pub struct App {
     pub query_events: QueryEventBatcher,
     pub funding: Funding,
     /// The per-database MCP server (one service; the caller comes with each request).
-    pub mcp: McpService,
+    pub mcp: HttpService,
     /// CORS for browsers (`PERSQL_CORS_ORIGINS`).
     pub cors: tower_http::cors::CorsLayer,
     /// People's accounts (sign-in through an identity provider).

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use persql_events::{Backend, Envelope, StoreError, TokenCreated, Tx, now_ms, outbox};
+use persql_events::{
+    Backend, ControlPlane, Envelope, StoreError, TokenCreated, Tx, now_ms, outbox,
+};
 use persql_storage::Role;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -121,6 +123,35 @@ pub async fn mint(
         outbox::append(tx, backend, &[event]).await?;
     }
     Ok((id, secret))
+}
+
+/// Mints a token for database `database_id` of namespace `namespace` (id, slug), billed to
+/// that namespace, in its own transaction. Returns the secret and the token's id.
+pub async fn mint_database_token(
+    cp: &ControlPlane,
+    namespace: (&str, &str),
+    database_id: &str,
+    role: Role,
+    expires_at: i64,
+) -> Result<(Secret, String), StoreError> {
+    let (namespace_id, namespace_slug) = namespace;
+    let mut tx = cp.begin().await?;
+    let (id, secret) = mint(
+        &mut tx,
+        cp.backend(),
+        &NewToken {
+            kind: TokenKind::Database,
+            namespace_id: Some(namespace_id),
+            namespace_slug,
+            database_id: Some(database_id),
+            role: Some(role),
+            billed_namespace_id: Some(namespace_id),
+            expires_at: Some(expires_at),
+        },
+    )
+    .await?;
+    cp.commit(tx).await?;
+    Ok((secret, id))
 }
 
 /// Inserts a token row with a given secret.

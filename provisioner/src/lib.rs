@@ -3,9 +3,9 @@
 //! template migrations out to them.
 
 pub mod consumer;
-pub mod template_migrations;
 pub mod registry;
 pub mod sampler;
+pub mod template_migrations;
 pub mod waiter;
 
 pub use consumer::ProvisionHandler;

@@ -57,6 +57,23 @@ pub struct BatchError {
 }
 
 impl StorageError {
+    /// The stable problem code this failure is answered with (and recorded in usage events).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Sql(_) => "sql_error",
+            Self::DdlNotAllowed(_) => "ddl_not_allowed",
+            Self::StatementNotAllowed(_) => "statement_not_allowed",
+            Self::InvalidParams(_) => "invalid_params",
+            Self::SqlTooLong => "sql_too_long",
+            Self::TooManyParams => "too_many_params",
+            Self::ResultTooLarge => "result_too_large",
+            Self::DatabaseFull => "database_full",
+            Self::Timeout => "query_timeout",
+            Self::NotFound | Self::InvalidLocation => "database_not_found",
+            Self::Io(_) | Self::Internal(_) => "internal",
+        }
+    }
+
     /// A copy of a shared error (moka hands errors out behind an `Arc`).
     pub(crate) fn duplicate(&self) -> Self {
         match self {

@@ -14,10 +14,10 @@ mod error;
 mod exec;
 mod keyword;
 mod location;
-mod template_migration;
 mod params;
 mod storage;
 mod template;
+mod template_migration;
 mod values;
 
 #[cfg(test)]
@@ -32,6 +32,6 @@ pub use describe::{
 pub use error::{BatchError, StorageError};
 pub use exec::QueryResult;
 pub use location::{DbLocation, Role, UnknownRole};
-pub use template_migration::{MigrateOutcome, Migration, Migrations};
 pub use params::{Params, Statement};
 pub use storage::Storage;
+pub use template_migration::{MigrateOutcome, Migration, Migrations};

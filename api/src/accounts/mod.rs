@@ -21,7 +21,7 @@ use sqlx::Row;
 pub use email::Email;
 pub use password::{Password, PasswordProvider};
 
-use crate::{error::ApiError, routes::admin, slug::NamespaceSlug, state::AppState};
+use crate::{error::ApiError, namespaces, slug::NamespaceSlug};
 
 /// A person as an identity provider vouches for them.
 #[derive(Clone, Debug)]
@@ -109,12 +109,12 @@ impl Accounts {
     /// Checks credentials; `None` when they are wrong (or nobody has that email).
     pub async fn sign_in(
         &self,
-        state: &AppState,
+        cp: &ControlPlane,
         email: &Email,
         password: &Password,
     ) -> Result<Option<Account>, ApiError> {
-        match self.provider.verify(&state.cp, email, password).await? {
-            Some(identity) => self.find_or_create(state, identity).await.map(Some),
+        match self.provider.verify(cp, email, password).await? {
+            Some(identity) => self.find_or_create(cp, identity).await.map(Some),
             None => Ok(None),
         }
     }
@@ -122,34 +122,34 @@ impl Accounts {
     /// Creates an account with a password; 409 `account_exists` if the email is taken.
     pub async fn sign_up(
         &self,
-        state: &AppState,
+        cp: &ControlPlane,
         email: &Email,
         password: &Password,
     ) -> Result<Account, ApiError> {
         let taken = sqlx::query("SELECT 1 FROM accounts WHERE email = $1")
             .bind(email.as_str())
-            .fetch_optional(state.cp.pool())
+            .fetch_optional(cp.pool())
             .await?
             .is_some();
         if taken {
             return Err(account_exists());
         }
         let identity = self.provider.enrol(email, password).await?;
-        self.find_or_create(state, identity).await
+        self.find_or_create(cp, identity).await
     }
 
     /// The account of `identity` (by provider and subject), created with its own namespace
     /// on first sign-in.
     pub async fn find_or_create(
         &self,
-        state: &AppState,
+        cp: &ControlPlane,
         identity: Identity,
     ) -> Result<Account, ApiError> {
         let q = format!("{SELECT} WHERE a.provider = $1 AND a.subject = $2");
         let existing = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(identity.provider)
             .bind(&identity.subject)
-            .fetch_optional(state.cp.pool())
+            .fetch_optional(cp.pool())
             .await?;
         if let Some(r) = existing {
             return Ok(account(&r)?);
@@ -157,8 +157,8 @@ impl Accounts {
         let id = uuid::Uuid::now_v7().simple().to_string();
         // Account namespaces get a random slug: emails must not leak into NATS subjects.
         let slug = NamespaceSlug::parse(&format!("acct-{}", &id[id.len() - 12..]))?;
-        let mut tx = state.cp.begin().await?;
-        let (namespace_id, _) = admin::insert_namespace(&mut tx, state.cp.backend(), &slug).await?;
+        let mut tx = cp.begin().await?;
+        let namespace_id = namespaces::insert(&mut tx, cp.backend(), &slug).await?.id;
         let inserted = sqlx::query(
             "INSERT INTO accounts (id, email, provider, subject, password_hash, namespace_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -176,7 +176,7 @@ impl Accounts {
         if inserted == 0 {
             return Err(account_exists());
         }
-        state.cp.commit(tx).await?;
+        cp.commit(tx).await?;
         Ok(Account {
             id,
             email: identity.email.as_str().to_owned(),

@@ -1,16 +1,13 @@
 //! Browser sessions and cookies: the `persql_session` cookie carries a random id (only its
 //! SHA-256 is stored); `persql_csrf` is the double-submit token every form echoes.
 
-use axum::{
-    extract::FromRequestParts,
-    http::{HeaderMap, header, request::Parts},
-};
+use axum::http::{HeaderMap, header};
 use persql_events::{ControlPlane, now_ms};
 use rand::RngCore;
 use sqlx::Row;
 
 use super::{Account, Accounts};
-use crate::{error::ApiError, state::AppState, tokens};
+use crate::{error::ApiError, tokens};
 
 pub const SESSION_COOKIE: &str = "persql_session";
 pub const CSRF_COOKIE: &str = "persql_csrf";
@@ -109,34 +106,6 @@ pub fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>)
             let set = set_cookie(CSRF_COOKIE, &t, SESSION_SECS, secure);
             (t, Some(set))
         }
-    }
-}
-
-/// The account calling a JSON account endpoint: by session cookie, or by a workspace token
-/// (`psql_ws_`) of the account's own namespace (e.g. the personal token minted on the
-/// account page). Otherwise 401.
-pub struct AccountCaller(pub Account);
-
-impl FromRequestParts<AppState> for AccountCaller {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            let crate::auth::Workspace { namespace_id, .. } =
-                crate::auth::Workspace::from_request_parts(parts, state).await?;
-            return Accounts::by_namespace(&state.cp, &namespace_id)
-                .await?
-                .map(Self)
-                .ok_or_else(|| {
-                    ApiError::forbidden("this workspace is not an account's namespace")
-                });
-        }
-        current(&state.cp, &parts.headers)
-            .await?
-            .map(Self)
-            .ok_or_else(|| ApiError::Unauthorized {
-                code: "not_signed_in",
-                detail: "sign in at /account/signin, or send a personal workspace token".into(),
-            })
     }
 }
 

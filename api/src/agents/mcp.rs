@@ -21,7 +21,7 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use super::tools;
-use crate::{auth::DatabaseAccess, error::ApiError, routes::query, state::AppState};
+use crate::{access::DatabaseAccess, error::ApiError, queries, state::AppState};
 
 /// The tower service answering `/v1/databases/{ns}/{db}/mcp`.
 pub type McpService = StreamableHttpService<DatabaseMcp, NeverSessionManager>;
@@ -120,7 +120,9 @@ impl ServerHandler for DatabaseMcp {
         let result = match request.name.as_ref() {
             "query" => {
                 let outcome = match tools::query_arguments(request.arguments.as_ref()) {
-                    Ok(stmt) => query::execute(&state, &access, stmt).await,
+                    Ok(stmt) => queries::execute(&state, &access, stmt)
+                        .await
+                        .map_err(ApiError::from),
                     Err(e) => Err(e),
                 };
                 match outcome {

@@ -7,11 +7,11 @@ mod baseline;
 mod fleet;
 mod load;
 mod metering;
-mod template_migrations;
 mod phases;
 mod probe;
 mod report;
 mod target;
+mod template_migrations;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

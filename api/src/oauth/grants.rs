@@ -12,8 +12,8 @@ use super::apps::OAuthApp;
 pub use super::connections::{ConnectedApp, disconnect, list};
 use crate::{
     accounts::Account,
+    databases::{self, Owner},
     error::ApiError,
-    routes::databases::{Owner, ensure_in},
     state::AppState,
     tokens::{self, NewToken, TokenKind},
 };
@@ -46,7 +46,7 @@ pub async fn approve(
             .funding
             .check(&app.namespace_id, &app.namespace_slug)?;
     }
-    let (db, _) = ensure_in(state, &owner, &slug, None, None).await?;
+    let (db, _) = databases::ensure(state, &owner, &slug, None, None).await?;
     let now = now_ms();
     let mut tx = state.cp.begin().await?;
     // Insert-or-reactivate, safe against two approvals of the same pair at once.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    body::Body,
     extract::{Request, State},
     http::header,
     response::{IntoResponse, Response},
@@ -146,7 +145,7 @@ pub async fn serve_mcp(
         access: Arc::new(access),
     });
     match service.oneshot(req).await {
-        Ok(res) => res.map(Body::new),
+        Ok(res) => res,
         Err(never) => match never {},
     }
 }

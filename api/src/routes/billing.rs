@@ -4,18 +4,20 @@
 use std::time::Duration;
 
 use axum::{Json, extract::State};
-use persql_events::{BalanceToppedUp, Envelope, now_ms, outbox};
-use persql_metering::{GroupBy, Money, read};
+use persql_metering::{
+    GroupBy, Money, read,
+    topups::{self, Topup},
+};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     auth::{Caller, Operator},
     error::{ApiError, Problem},
     extract::{ApiJson, ApiPath, ApiQuery},
+    namespaces,
+    principal::Principal,
     state::AppState,
-    tokens::TokenKind,
 };
 
 /// A namespace's prepaid balance.
@@ -80,36 +82,18 @@ pub struct UsageResponse {
     pub rows: Vec<UsageRow>,
 }
 
-async fn namespace_id(state: &AppState, slug: &str) -> Result<String, ApiError> {
-    let not_found = || ApiError::not_found("namespace_not_found", "no such namespace");
-    if crate::slug::NamespaceSlug::parse(slug).is_err() {
-        return Err(not_found());
-    }
-    let row = sqlx::query("SELECT id FROM namespaces WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(state.cp.pool())
-        .await?;
-    Ok(row.ok_or_else(not_found)?.try_get(0)?)
+fn namespace_not_found() -> ApiError {
+    ApiError::not_found("namespace_not_found", "no such namespace")
 }
 
 /// The operator, or the namespace's own workspace; anyone else sees no such namespace.
-async fn authorize(
-    state: &AppState,
-    caller: &crate::auth::Principal,
-    slug: &str,
-) -> Result<String, ApiError> {
-    let allowed = match caller.kind {
-        TokenKind::Operator => true,
-        TokenKind::Workspace => caller.namespace_slug.as_deref() == Some(slug),
-        TokenKind::Database => false,
-    };
-    if !allowed {
-        return Err(ApiError::not_found(
-            "namespace_not_found",
-            "no such namespace",
-        ));
+async fn authorize(state: &AppState, caller: &Principal, slug: &str) -> Result<String, ApiError> {
+    if !caller.manages_namespace(slug) {
+        return Err(namespace_not_found());
     }
-    namespace_id(state, slug).await
+    namespaces::id_of(&state.cp, slug)
+        .await?
+        .ok_or_else(namespace_not_found)
 }
 
 async fn balance_of(state: &AppState, namespace_id: &str) -> Result<BalanceResponse, ApiError> {
@@ -164,9 +148,19 @@ pub async fn create_topup(
             "reference must be 1-200 characters",
         ));
     }
-    let id = namespace_id(&state, &ns).await?;
-    let event_id = record_topup(&state, &id, &ns, amount, reference).await?;
-    if state.config.metering_enabled() && wait_applied(&state, &event_id).await? {
+    let id = namespaces::id_of(&state.cp, &ns)
+        .await?
+        .ok_or_else(namespace_not_found)?;
+    let topup = Topup {
+        namespace_id: &id,
+        namespace_slug: &ns,
+        amount,
+        reference,
+    };
+    let event_id = topups::record(&state.cp, topup).await?;
+    if state.config.metering_enabled()
+        && topups::wait_applied(&state.cp, &event_id, Duration::from_secs(10)).await?
+    {
         // A top-up that was already credited long ago is not in the view's memory; the
         // view then already has it, so waiting merely times out harmlessly.
         state
@@ -175,80 +169,6 @@ pub async fn create_topup(
             .await;
     }
     Ok(Json(balance_of(&state, &id).await?))
-}
-
-/// Records the top-up and its `balance.topped_up` event once per reference; returns the
-/// event's id (the earlier one for a repeated reference).
-async fn record_topup(
-    state: &AppState,
-    id: &str,
-    ns: &str,
-    amount: Money,
-    reference: &str,
-) -> Result<String, ApiError> {
-    let event = Envelope::new(
-        "/persql/api",
-        ns,
-        &format!("namespaces/{id}"),
-        &BalanceToppedUp {
-            namespace_id: id.to_owned(),
-            amount: amount.to_string(),
-            reference: reference.to_owned(),
-        },
-    );
-    let mut tx = state.cp.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO topups (namespace_id, reference, amount_nanos, event_id, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (namespace_id, reference) DO NOTHING",
-    )
-    .bind(id)
-    .bind(reference)
-    .bind(amount.nanos())
-    .bind(&event.id)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        let row = sqlx::query(
-            "SELECT amount_nanos, event_id FROM topups WHERE namespace_id = $1 AND reference = $2",
-        )
-        .bind(id)
-        .bind(reference)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (earlier, event_id): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
-        if earlier != amount.nanos() {
-            return Err(ApiError::Conflict {
-                code: "reference_conflict",
-                detail: format!(
-                    "reference {reference:?} was used for a top-up of {}",
-                    Money::from_nanos(earlier)
-                ),
-            });
-        }
-        return Ok(event_id);
-    }
-    outbox::append(&mut tx, state.cp.backend(), std::slice::from_ref(&event)).await?;
-    state.cp.commit(tx).await?;
-    Ok(event.id)
-}
-
-/// Waits (up to 10 s) for metering to apply a top-up, so the answer shows the new balance.
-/// False when it did not happen in time.
-async fn wait_applied(state: &AppState, event_id: &str) -> Result<bool, ApiError> {
-    let mut poll = Duration::from_millis(2);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !read::is_applied(&state.cp, event_id).await? {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(event_id, "top-up recorded but not yet applied by metering");
-            return Ok(false);
-        }
-        tokio::time::sleep(poll).await;
-        poll = (poll * 2).min(Duration::from_millis(100));
-    }
-    Ok(true)
 }
 
 /// Usage of a namespace, from the metering projection.

@@ -1,21 +1,19 @@
 //! Workspace database management: create (e.g. a template), list, delete.
 
-use std::time::Duration;
-
 use axum::{Json, extract::State, http::StatusCode};
-use persql_events::{DatabaseDeleted, Envelope, TokensRevoked, outbox};
-use persql_provisioner::{DatabaseRecord, DatabaseState, Registry, registry::NewDatabase};
+use persql_provisioner::DatabaseRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     auth::{Caller, Workspace},
+    databases::{self, Owner},
     error::{ApiError, Problem},
     extract::{ApiJson, ApiPath, ApiQuery},
-    slug::{DatabaseSlug, is_database_path_segment},
+    principal::Principal,
+    slug::DatabaseSlug,
     state::{AppState, state_name},
     telemetry::rfc3339,
-    tokens::TokenKind,
 };
 
 /// Body of `POST /v1/databases`.
@@ -87,115 +85,14 @@ pub async fn create_database(
     ApiJson(req): ApiJson<CreateDatabaseRequest>,
 ) -> Result<(StatusCode, Json<DatabaseInfo>), ApiError> {
     let slug = DatabaseSlug::parse(&req.slug)?;
-    let template = req.template.as_deref().map(template_slug).transpose()?;
-    state.funding.check(&ws.namespace_id, &ws.namespace_slug)?;
-    let (rec, created) = ensure(&state, &ws, slug.as_str(), template, None).await?;
-    if !created {
-        return Err(ApiError::Conflict {
-            code: "database_exists",
-            detail: format!("database {:?} exists", slug.as_str()),
-        });
-    }
+    let template = req
+        .template
+        .as_deref()
+        .map(databases::template_slug)
+        .transpose()?;
+    let owner = Owner::namespace(&ws.namespace_id, &ws.namespace_slug);
+    let rec = databases::create(&state, &owner, slug.as_str(), template).await?;
     Ok((StatusCode::CREATED, Json(DatabaseInfo::from(&rec))))
-}
-
-/// Parses a template slug; one that cannot exist is simply not found.
-pub fn template_slug(s: &str) -> Result<&str, ApiError> {
-    if is_database_path_segment(s) {
-        Ok(s)
-    } else {
-        Err(ApiError::not_found(
-            "template_not_found",
-            "no such template database",
-        ))
-    }
-}
-
-/// Returns the ready database `slug`, registering it (and waiting for the provisioner)
-/// when it does not exist. The flag says whether this call created it.
-pub async fn ensure(
-    state: &AppState,
-    ws: &Workspace,
-    slug: &str,
-    template: Option<&str>,
-    subject_hash: Option<String>,
-) -> Result<(DatabaseRecord, bool), ApiError> {
-    let owner = Owner {
-        namespace_id: &ws.namespace_id,
-        namespace_slug: &ws.namespace_slug,
-        billed_namespace_id: &ws.namespace_id,
-    };
-    ensure_in(state, &owner, slug, template, subject_hash).await
-}
-
-/// Where a database lives and who pays for creating it.
-#[derive(Debug)]
-pub struct Owner<'a> {
-    pub namespace_id: &'a str,
-    pub namespace_slug: &'a str,
-    pub billed_namespace_id: &'a str,
-}
-
-/// [`ensure`] for any owner: e.g. an OAuth app's database in a person's namespace, whose
-/// creation the app pays for.
-pub async fn ensure_in(
-    state: &AppState,
-    owner: &Owner<'_>,
-    slug: &str,
-    template: Option<&str>,
-    subject_hash: Option<String>,
-) -> Result<(DatabaseRecord, bool), ApiError> {
-    let existing = state.registry.find(owner.namespace_id, slug).await?;
-    let (rec, created) = match existing {
-        Some(rec) if rec.state != DatabaseState::Failed => (rec, false),
-        failed => {
-            // A database whose provisioning failed (its template vanished) never became
-            // reachable: forget it and try again, so the subject is not stuck for good.
-            if let Some(rec) = failed {
-                state.registry.forget_failed(&rec.id).await?;
-            }
-            let new = NewDatabase {
-                namespace_id: owner.namespace_id,
-                namespace_slug: owner.namespace_slug,
-                slug,
-                template_slug: template,
-                subject_hash,
-                billed_namespace_id: owner.billed_namespace_id,
-            };
-            state.registry.register(new, "/persql/api").await?
-        }
-    };
-    if created {
-        let cost = state.funding.prices().database_cost();
-        state
-            .funding
-            .spend(owner.billed_namespace_id, persql_events::now_ms(), cost);
-    }
-    let rec = match rec.state {
-        DatabaseState::Ready => rec,
-        _ => state
-            .waiter
-            .wait(
-                &state.cp,
-                &rec.id,
-                Duration::from_millis(state.config.provision_timeout_ms),
-            )
-            .await?
-            .ok_or_else(|| ApiError::Unavailable {
-                code: "provision_timeout",
-                detail: "the database is still being created; retry shortly".into(),
-            })?,
-    };
-    if rec.state == DatabaseState::Failed {
-        return Err(ApiError::Unavailable {
-            code: "provision_failed",
-            detail: rec
-                .error
-                .clone()
-                .unwrap_or_else(|| "the database could not be created".into()),
-        });
-    }
-    Ok((rec, created))
 }
 
 /// List the workspace's databases (templates and per-user ones), by slug.
@@ -239,16 +136,12 @@ pub async fn delete_database(
     Caller(caller): Caller,
     ApiPath((ns, db)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let allowed = match caller.kind {
-        TokenKind::Operator => true,
-        TokenKind::Workspace => caller.namespace_slug.as_deref() == Some(ns.as_str()),
-        TokenKind::Database => {
-            return Err(ApiError::forbidden(
-                "database tokens cannot delete databases",
-            ));
-        }
-    };
-    if !allowed {
+    if matches!(*caller, Principal::Database(_)) {
+        return Err(ApiError::forbidden(
+            "database tokens cannot delete databases",
+        ));
+    }
+    if !caller.manages_namespace(&ns) {
         return Err(ApiError::database_not_found());
     }
     let entry = state
@@ -256,34 +149,6 @@ pub async fn delete_database(
         .lookup(&ns, &db)
         .await?
         .ok_or_else(ApiError::database_not_found)?;
-    let mut tx = state.cp.begin().await?;
-    let token_ids = Registry::delete_in(&mut tx, &entry.id).await?;
-    let subject = format!("databases/{}", entry.id);
-    let events = [
-        Envelope::new(
-            "/persql/api",
-            &ns,
-            &subject,
-            &DatabaseDeleted {
-                database_id: entry.id.clone(),
-                namespace_id: entry.namespace_id.clone(),
-                slug: entry.slug.clone(),
-            },
-        ),
-        Envelope::new(
-            "/persql/api",
-            &ns,
-            &subject,
-            &TokensRevoked {
-                token_ids: token_ids.clone(),
-                reason: "database deleted".into(),
-            },
-        ),
-    ];
-    outbox::append(&mut tx, state.cp.backend(), &events).await?;
-    state.cp.commit(tx).await?;
-    state.auth.forget(&token_ids);
-    state.databases.forget(&entry.id);
-    state.storage.delete(&entry.location).await?;
+    databases::delete(&state, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }

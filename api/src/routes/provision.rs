@@ -1,18 +1,15 @@
 //! `POST /v1/users/provision`: a database per signed-in user, from a template.
 
+use std::time::Duration;
+
 use axum::{Json, extract::State};
-use persql_provisioner::subject_slug;
-use persql_storage::Role;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{
-    databases::{DatabaseInfo, ensure, template_slug},
-    tokens::mint_database_token,
-};
+use super::databases::DatabaseInfo;
 use crate::{
     auth::Workspace,
+    databases,
     error::{ApiError, Problem},
     extract::ApiJson,
     slug::Subject,
@@ -57,21 +54,18 @@ pub async fn provision_user(
     ApiJson(req): ApiJson<ProvisionRequest>,
 ) -> Result<Json<ProvisionResponse>, ApiError> {
     let subject = Subject::parse(&req.subject)?;
-    let template = req.template.as_deref().map(template_slug).transpose()?;
-    state.funding.check(&ws.namespace_id, &ws.namespace_slug)?;
-    let slug = subject_slug(&ws.namespace_id, subject.as_str());
-    let subject_hash = hex::encode(Sha256::digest(format!(
-        "{}\0{}",
-        ws.namespace_id,
-        subject.as_str()
-    )));
-    let (rec, _) = ensure(&state, &ws, &slug, template, Some(subject_hash)).await?;
-    let expires_at = persql_events::now_ms() + (state.config.token_ttl_secs as i64) * 1000;
-    let (token, _) = mint_database_token(&state, &ws, &rec.id, Role::Write, expires_at).await?;
+    let template = req
+        .template
+        .as_deref()
+        .map(databases::template_slug)
+        .transpose()?;
+    let ttl = Duration::from_secs(state.config.token_ttl_secs);
+    let namespace = (ws.namespace_id.as_str(), ws.namespace_slug.as_str());
+    let p = databases::provision(&state, namespace, &subject, template, ttl).await?;
     Ok(Json(ProvisionResponse {
-        token,
+        token: p.token.expose().to_owned(),
         namespace_slug: ws.namespace_slug.clone(),
-        database: DatabaseInfo::from(&rec),
-        expires_at: rfc3339(expires_at),
+        database: DatabaseInfo::from(&p.database),
+        expires_at: rfc3339(p.expires_at),
     }))
 }

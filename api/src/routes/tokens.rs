@@ -11,7 +11,7 @@ use crate::{
     extract::ApiJson,
     state::AppState,
     telemetry::rfc3339,
-    tokens::{self, NewToken, TokenKind},
+    tokens,
 };
 
 /// Body of `POST /v1/tokens`.
@@ -75,41 +75,16 @@ pub async fn create_token(
         .await?
         .ok_or_else(ApiError::database_not_found)?;
     let expires_at = persql_events::now_ms() + (req.ttl_seconds as i64) * 1000;
-    let (token, _) = mint_database_token(&state, &ws, &entry.id, role, expires_at).await?;
+    let namespace = (ws.namespace_id.as_str(), ws.namespace_slug.as_str());
+    let (token, _) =
+        tokens::mint_database_token(&state.cp, namespace, &entry.id, role, expires_at).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreateTokenResponse {
-            token,
+            token: token.expose().to_owned(),
             expires_at: rfc3339(expires_at),
             database: format!("{}/{}", ws.namespace_slug, entry.slug),
             role: role.as_str().into(),
         }),
     ))
-}
-
-/// Mints a token for database `database_id`, billed to the workspace's namespace.
-pub async fn mint_database_token(
-    state: &AppState,
-    ws: &Workspace,
-    database_id: &str,
-    role: Role,
-    expires_at: i64,
-) -> Result<(String, String), ApiError> {
-    let mut tx = state.cp.begin().await?;
-    let (id, secret) = tokens::mint(
-        &mut tx,
-        state.cp.backend(),
-        &NewToken {
-            kind: TokenKind::Database,
-            namespace_id: Some(&ws.namespace_id),
-            namespace_slug: &ws.namespace_slug,
-            database_id: Some(database_id),
-            role: Some(role),
-            billed_namespace_id: Some(&ws.namespace_id),
-            expires_at: Some(expires_at),
-        },
-    )
-    .await?;
-    state.cp.commit(tx).await?;
-    Ok((secret.expose().to_owned(), id))
 }

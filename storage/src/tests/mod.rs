@@ -3,9 +3,9 @@
 mod build;
 mod exec;
 mod files;
-mod template_migration;
 mod security;
 mod template;
+mod template_migration;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    accounts::sessions::AccountCaller,
+    auth::AccountCaller,
     error::{ApiError, Problem},
     extract::ApiPath,
     oauth::grants,

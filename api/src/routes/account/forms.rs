@@ -171,7 +171,7 @@ pub async fn sign_in(
         );
     }
     let account = match Password::parse(&c.password) {
-        Ok(pw) => state.accounts.sign_in(&state, &email, &pw).await,
+        Ok(pw) => state.accounts.sign_in(&state.cp, &email, &pw).await,
         Err(_) => Ok(None),
     };
     match account {
@@ -219,7 +219,7 @@ pub async fn sign_up(
             "Too many new accounts from this address. Wait a few minutes and try again.",
         );
     }
-    match state.accounts.sign_up(&state, &email, &pw).await {
+    match state.accounts.sign_up(&state.cp, &email, &pw).await {
         Ok(a) => {
             state.limiter.signed_up(&ip);
             signed_in(&state, &a, &c.return_to).await

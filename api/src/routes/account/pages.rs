@@ -7,7 +7,7 @@ use axum::{
         rejection::{FormRejection, QueryRejection},
     },
     http::{HeaderMap, StatusCode},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use persql_storage::{Params, Role, Statement};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use crate::{
     error::ApiError,
     oauth::grants::{self, ConnectedApp},
     pages::{self, account::Browse},
+    queries,
     state::{AppState, DbEntry},
     tokens::{self, NewToken, TokenKind},
 };
@@ -168,7 +169,7 @@ pub async fn export_page(
     };
     let result = async {
         let (_, db) = connected(&state, &account, &client_id).await?;
-        crate::routes::query::export_file(&state, &db).await
+        Ok::<_, ApiError>(queries::export(&state, &db).await?.into_response())
     };
     result.await.unwrap_or_else(pages::api_error)
 }

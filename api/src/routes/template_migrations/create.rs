@@ -108,9 +108,14 @@ pub async fn create_migration(
                 "sample must be between 1 and 10000",
             ));
         }
-        let report =
-            template_migrations::dry_run::dry_run(&state.cp, &state.storage, &template, &new, sample)
-                .await?;
+        let report = template_migrations::dry_run::dry_run(
+            &state.cp,
+            &state.storage,
+            &template,
+            &new,
+            sample,
+        )
+        .await?;
         let body = DryRunResponse {
             dry_run: true,
             version: new.version,

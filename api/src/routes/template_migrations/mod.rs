@@ -75,7 +75,7 @@ pub(crate) async fn template_of(
     if ns != ws.namespace_slug {
         return Err(missing());
     }
-    let slug = super::databases::template_slug(template)?;
+    let slug = crate::databases::template_slug(template)?;
     match state.registry.find(&ws.namespace_id, slug).await? {
         Some(rec) if rec.state == DatabaseState::Ready => Ok(rec),
         _ => Err(missing()),

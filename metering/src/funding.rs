@@ -5,13 +5,19 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::{Money, Prices};
 use parking_lot::Mutex;
 use persql_events::{
     BalanceCharged, BalanceCredited, BalanceDepleted, BalanceRestored, ControlPlane, Envelope,
 };
-use persql_metering::{Money, Prices};
 
-use crate::error::ApiError;
+/// A billed call refused: the namespace has no funds left (the API answers 402
+/// `insufficient_funds`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("namespace {namespace_slug:?} has no funds left")]
+pub struct Unfunded {
+    pub namespace_slug: String,
+}
 
 #[derive(Default)]
 struct NsFunding {
@@ -58,7 +64,7 @@ impl Funding {
     ) -> Result<Self, sqlx::Error> {
         let mut namespaces = HashMap::new();
         if enabled {
-            for (id, balance, through_ms) in persql_metering::read::all_balances(cp).await? {
+            for (id, balance, through_ms) in crate::read::all_balances(cp).await? {
                 namespaces.insert(
                     id,
                     NsFunding {
@@ -87,9 +93,9 @@ impl Funding {
         &self.prices
     }
 
-    /// 402 `insufficient_funds` unless `namespace_id` has funds left (by this process's
-    /// estimate). A namespace never topped up has none.
-    pub fn check(&self, namespace_id: &str, namespace_slug: &str) -> Result<(), ApiError> {
+    /// [`Unfunded`] unless `namespace_id` has funds left (by this process's estimate). A
+    /// namespace never topped up has none.
+    pub fn check(&self, namespace_id: &str, namespace_slug: &str) -> Result<(), Unfunded> {
         if !self.enabled {
             return Ok(());
         }
@@ -100,8 +106,8 @@ impl Funding {
         if funded {
             Ok(())
         } else {
-            Err(ApiError::InsufficientFunds {
-                namespace: namespace_slug.to_owned(),
+            Err(Unfunded {
+                namespace_slug: namespace_slug.to_owned(),
             })
         }
     }
