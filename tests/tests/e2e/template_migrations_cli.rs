@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::template_migrations::{MIGRATIONS, entries_shape, wait_counts};
 use crate::support::{Backends, PERSQL_BIN, TestApp, free_port, spawn_persql};
+use crate::template_migrations::{MIGRATIONS, entries_shape, wait_counts};
 
 /// Runs `persql migrate --template acme/app-template <dir>` against `app` with `token`.
 async fn persql_migrate(app: &TestApp, token: &str, dir: &Path, extra: &[&str]) -> Output {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::template_migrations::{MIGRATIONS, entries_shape, migrate, wait_counts};
 use crate::support::{TestApp, assert_problem};
+use crate::template_migrations::{MIGRATIONS, entries_shape, migrate, wait_counts};
 
 /// Adds a column, and logs itself in `audit`: applying it twice would fail on the column and
 /// would leave two rows.
