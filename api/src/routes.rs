@@ -135,12 +135,3 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn openapi_document_is_reviewed() {
-        // The full document, reviewed like code; `openapi/openapi.json` is the same document
-        // as served (checked end to end in tests/e2e/openapi.rs).
-        insta::assert_json_snapshot!(super::openapi());
-    }
-}

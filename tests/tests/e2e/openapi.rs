@@ -1,24 +1,36 @@
 //! The served OpenAPI document equals the checked-in `openapi/openapi.json`.
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
+use similar::TextDiff;
 
 use crate::support::TestApp;
+
+/// Set to rewrite `openapi/openapi.json` from the served document (then review the diff).
+const UPDATE: &str = "UPDATE_OPENAPI";
 
 #[tokio::test]
 async fn served_openapi_matches_the_checked_in_file() {
     let app = TestApp::spawn().await;
-    let (_, served) = app.call(Method::GET, "/openapi.json", None, None).await;
+    let (status, served) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{served}");
+    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
     let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
-    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+    if std::env::var_os(UPDATE).is_some() {
         std::fs::write(&path, &pretty).unwrap();
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        checked_in == pretty,
-        "openapi/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p persql-tests openapi` and review the diff"
-    );
-    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
+    if checked_in != pretty {
+        let diff = TextDiff::from_lines(&checked_in, &pretty);
+        panic!(
+            "openapi/openapi.json differs from the served document (- checked in, + served):\n{}\n\
+             If the change is intended, run `{UPDATE}=1 cargo test -p persql-tests --test e2e \
+             openapi` and review the file's diff.",
+            diff.unified_diff()
+                .context_radius(3)
+                .header("openapi/openapi.json", "GET /openapi.json")
+        );
+    }
 }
 
 #[tokio::test]
