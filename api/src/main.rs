@@ -1,8 +1,8 @@
 //! The `persql` binary: parse the command line and run it.
 
-// glibc's allocator spent ~17 % of the metering consumer's CPU in `malloc_consolidate` and
-// `unlink_chunk` (perf); with mimalloc the point SELECT over HTTP went from ~10,200/s to
-// ~12,500/s on quiet runs (README, Benchmarks).
+// mimalloc: under glibc's allocator a profile of the metering consumer spent much of its CPU in
+// `malloc_consolidate` and `unlink_chunk`; mimalloc removed that, and the HTTP benchmarks
+// (docs/benchmarks.md) run with it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -5,8 +5,8 @@
 //! entries directly). With a plain expiry every busy token's next request after 60 s waited
 //! for a control-plane read, and while the control plane is busy (a migration rollout
 //! committing pages of events, a metering burst) that read can wait for a pooled connection.
-//! That those waits showed in the p99 of README › Benchmarks › Migrations' probe is a
-//! likely cause, not a measured one. moka has no refresh-ahead of its own; this is the ~60
+//! That those waits showed in the p99 of the template-migrations bench's probe
+//! (docs/benchmarks.md) is a likely cause, not a measured one. moka has no refresh-ahead of its own; this is the ~60
 //! lines that add it.
 
 use std::{

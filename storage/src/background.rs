@@ -7,9 +7,8 @@
 //! The default priority is Linux's `SCHED_IDLE` policy, with a nice value as the fallback
 //! (see [`BackgroundPolicy`]). A higher nice value alone lowers the threads' share of a
 //! saturated CPU but not how long a query thread that wakes up may wait for a running
-//! background thread: measured on 2 cores with a steady probe load over 10,000 databases
-//! (README › Benchmarks › Migrations, alternating runs), probe p99 was 5.68, 3.04 and 1.40 ×
-//! idle at nice 10, and 1.87, 0.50 and 1.24 × under `SCHED_IDLE`.
+//! background thread: with the template-migrations bench's probe (docs/benchmarks.md) on 2
+//! cores, probe p99 during a rollout was clearly lower under `SCHED_IDLE` than at nice 10.
 //!
 //! The cost of `SCHED_IDLE`: on a machine whose query threads want all of the CPU all the
 //! time, a rollout nearly stops (it resumes when the load drops), and a query on the one

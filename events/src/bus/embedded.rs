@@ -28,11 +28,10 @@ const SKIP_PERSIST_EVERY: Duration = Duration::from_secs(1);
 ///
 /// Each transaction has a fixed cost that does not shrink with its size: metering's
 /// savepoints, balance and usage upserts and `balance.charged` event, the offset, the
-/// durable commit, and every tailer's wake-up to read that event. Measured on the metering
-/// bench's point-SELECT load (2 cores, 13,000–23,000 queries/s; README › Benchmarks ›
-/// Metering, 2026-12-02), the control-plane thread time metering adds went from 0.07–0.10
-/// to 0.02–0.06 cores. The price is charge lag under load: p50/p99 35–36 / 66–91 ms without
-/// the wait, 125–136 / 202–227 ms with it. A quiet stream (steps of fewer events) is applied
+/// durable commit, and every tailer's wake-up to read that event. Under the metering bench's
+/// point-SELECT load (docs/benchmarks.md) the wait cut the control-plane thread time metering
+/// adds by about half; the price is charge lag under load (roughly 100 ms more at p50),
+/// which the bench reports. A quiet stream (steps of fewer events) is applied
 /// at once. The API's running estimate of not-yet-charged spend (`Funding`) is what bounds
 /// overdraft, so the wait does not widen it.
 const LINGER: Duration = Duration::from_millis(100);
