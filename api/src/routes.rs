@@ -134,4 +134,3 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .with_state(state)
 }
-
