@@ -129,3 +129,67 @@ async fn template_migrations_phase_reports_every_window_at_a_small_size() {
         .unwrap_or_else(|| panic!("a probe p99 target: {report}"));
     assert_eq!(target["value"], m["p99Ratio"], "{target}");
 }
+
+/// The core and metering phases at a small size: PerSQL and the baselines both answer, and
+/// the metering phase's two PerSQL instances run as child processes of the bench binary
+/// (`persql-bench serve …`), one with metering off and one with it on.
+#[tokio::test]
+async fn core_and_metering_phases_report_both_sides_at_a_small_size() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let report = bench_report(
+        &[
+            "--phases",
+            "core,metering",
+            "--databases",
+            "20",
+            "--provisions",
+            "5",
+            "--connections",
+            "4",
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0",
+            "--metering-events",
+            "2000",
+            "--metering-rounds",
+            "2",
+        ],
+        dir.path(),
+    )
+    .await;
+    for workload in ["select", "insert"] {
+        for side in ["persql", "baseline"] {
+            let r = &report[workload][side];
+            assert!(
+                r["requests"].as_u64().unwrap() > 0,
+                "{workload} {side}: {report}"
+            );
+            assert_eq!(r["errors"], 0, "{workload} {side}: {report}");
+        }
+    }
+    assert_eq!(report["provision"]["persql"]["count"], 5, "{report}");
+    assert_eq!(report["scale"]["databases"], 20, "{report}");
+    assert_eq!(report["scale"]["select"]["errors"], 0, "{report}");
+
+    let m = &report["metering"];
+    for run in ["embedded", "batched"] {
+        assert_eq!(m[run]["events"], 2000, "{m}");
+        assert_eq!(m[run]["ledgerRows"], 2000, "{run}: {m}");
+    }
+    assert!(m["nats"].is_null(), "{m}");
+    assert!(m["natsSkipped"].is_string(), "{m}");
+    for side in ["roundsOffRps", "roundsOnRps"] {
+        let rounds = m[side].as_array().unwrap();
+        assert_eq!(rounds.len(), 2, "{m}");
+        assert!(rounds.iter().all(|r| r.as_f64().unwrap() > 0.0), "{m}");
+    }
+    assert_eq!(m["selectOff"]["errors"], 0, "{m}");
+    assert_eq!(m["selectOn"]["errors"], 0, "{m}");
+    assert!(m["ratio"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["lag"]["count"].as_u64().unwrap() > 0, "{m}");
+    // Each side's process wrote its output to its own log in its own data dir.
+    for side in ["metering-off", "metering-on"] {
+        assert!(dir.path().join(side).join("server.log").is_file(), "{side}");
+    }
+}
