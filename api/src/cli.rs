@@ -33,8 +33,6 @@ enum Command {
     Metering(MeteringArgs),
     /// Work with the event stream (`persql events tail`).
     Events(EventsArgs),
-    /// Measure PerSQL against baselines in one process and print figures and ratios.
-    Bench(crate::bench::BenchArgs),
     /// Apply a folder of `NNNN_name.sql` migrations to a template over HTTP.
     Migrate(crate::template_migrate::MigrateArgs),
 }
@@ -128,7 +126,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::spawn(shutdown_signal(shutdown.clone()));
             crate::tail::tail(args, shutdown).await
         }
-        Command::Bench(args) => crate::bench::run(args).await,
         Command::Migrate(args) => crate::template_migrate::run(args).await,
     }
 }

@@ -6,7 +6,6 @@ pub mod accounts;
 pub mod agents;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod catch_up;
 pub mod cli;
 pub mod config;

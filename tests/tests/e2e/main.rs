@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod agents;
 mod auth;
+mod bench;
 mod billing;
 mod bus;
 mod connected_apps;

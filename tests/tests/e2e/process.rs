@@ -8,8 +8,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::support::{
-    Backends, ChildGuard, TestApp, assert_one_provisioned_event_per_ready_database, assert_problem,
-    free_port, spawn_persql,
+    Backends, ChildGuard, PERSQL_BIN, TestApp, assert_one_provisioned_event_per_ready_database,
+    assert_problem, free_port, spawn_persql,
 };
 
 /// The `psql_admin_…` tokens a process printed on stdout.
@@ -225,4 +225,37 @@ async fn prices_are_read_from_the_environment() {
     app.wait_balance("acme", &ws, "7.50").await;
     let status = child.terminate().await;
     assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
+/// The benchmark is its own binary (`persql-bench`): the product's command line neither
+/// lists nor accepts a `bench` subcommand.
+#[tokio::test]
+async fn persql_has_no_bench_subcommand() {
+    let help = tokio::process::Command::new(PERSQL_BIN)
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.contains(&"serve"), "{help}");
+    assert!(!commands.contains(&"bench"), "{help}");
+    let bench = tokio::process::Command::new(PERSQL_BIN)
+        .arg("bench")
+        .output()
+        .await
+        .unwrap();
+    assert!(!bench.status.success());
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert!(
+        stderr.contains("unrecognized subcommand 'bench'"),
+        "{stderr}"
+    );
 }

@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
-use super::{
+use crate::{
     load::{LoadResult, Percentiles},
     metering::MeteringReport,
-    template_migrations::MigrationsReport,
+    template_migrations::TemplateMigrationsReport,
 };
 
 /// One workload on PerSQL and on the baseline, measured in the same run.
@@ -115,7 +115,7 @@ pub struct Core {
     pub scale: Scale,
 }
 
-/// Everything one `persql bench` run measured.
+/// Everything one `persql-bench` run measured.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -123,13 +123,13 @@ pub struct Report {
     #[serde(flatten)]
     pub core: Option<Core>,
     pub metering: Option<MeteringReport>,
-    pub migrations: Option<MigrationsReport>,
+    pub template_migrations: Option<TemplateMigrationsReport>,
     pub memory: Memory,
     pub targets: Vec<Target>,
 }
 
 impl Report {
-    /// Checks the targets against the figures.
+    /// Checks the benchmark's targets (`docs/benchmarks.md`) against the figures.
     pub fn targets(&self) -> Vec<Target> {
         let at_least = |name, value: f64, goal: f64| Target {
             name,
@@ -162,7 +162,7 @@ impl Report {
                 at_least("select rps metering on / off", m.ratio, 0.9),
             ]);
         }
-        if let Some(m) = &self.migrations {
+        if let Some(m) = &self.template_migrations {
             out.extend([
                 at_least("rollout dbs/s / bare loop", m.ratio, 0.5),
                 Target {
@@ -186,7 +186,7 @@ impl Report {
         if let Some(m) = &self.metering {
             s.push_str(&m.table());
         }
-        if let Some(m) = &self.migrations {
+        if let Some(m) = &self.template_migrations {
             s.push_str(&m.table());
         }
         s.push_str(&format!(

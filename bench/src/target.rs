@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
 
-use crate::{Components, Config, Running};
+use persql_api::{Components, Config, Running};
 
 /// A running PerSQL (every component, embedded defaults) serving on `base`.
 pub struct PerSql {
@@ -39,11 +39,11 @@ impl PerSql {
         // Tokens must outlive a full-size run (provisioning 100k databases takes minutes).
         config.token_ttl_secs = config.token_ttl_secs.max(24 * 3600);
         tweak(&mut config);
-        let running = crate::start(config, Components::All).await?;
+        let running = persql_api::start(config, Components::All).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = running.state.clone().context("no HTTP state")?;
-        let server = tokio::spawn(crate::serve(listener, state, running.shutdown.clone()));
+        let server = tokio::spawn(persql_api::serve(listener, state, running.shutdown.clone()));
         Ok((
             Self {
                 base,
@@ -55,7 +55,7 @@ impl PerSql {
     }
 
     /// The running instance's state (control plane, storage), for set-up that bypasses HTTP.
-    pub fn state(&self) -> anyhow::Result<&crate::state::AppState> {
+    pub fn state(&self) -> anyhow::Result<&persql_api::state::AppState> {
         self.running.state.as_ref().context("no HTTP state")
     }
 
@@ -67,11 +67,11 @@ impl PerSql {
     }
 }
 
-/// PerSQL as a child process — `persql serve` of this same binary, embedded defaults — on a
-/// loopback port. For comparisons of two configurations: two instances sharing the bench's
-/// process are not alike (with both configured the same, the one started first served point
-/// SELECTs at 2–9% less CPU per query than the other, 2026-12-02), and production runs one
-/// instance a process.
+/// PerSQL as a child process on a loopback port: this binary run as `<bench> serve …`, which
+/// is PerSQL's own `persql serve` command line (see [`crate::main`]), on embedded defaults.
+/// For comparisons of two configurations: two instances sharing the bench's process are not
+/// alike (configured the same, the one started first spends less CPU per query than the
+/// other), and production runs one instance a process.
 pub struct PerSqlProcess {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -79,7 +79,7 @@ pub struct PerSqlProcess {
 }
 
 impl PerSqlProcess {
-    /// Starts `persql serve` on `data_dir` with `args` after the defaults (and no `PERSQL_*`
+    /// Starts `serve` on `data_dir` with `args` after the defaults (and no `PERSQL_*`
     /// variable of the bench's environment) and a generated operator token; waits until
     /// `/healthz` answers; returns the token too. The server's output goes to
     /// `<data_dir>/server.log`.
@@ -100,7 +100,7 @@ impl PerSqlProcess {
             }
         }
         let mut child = cmd
-            .arg("serve")
+            .arg(crate::cli::SERVE)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")

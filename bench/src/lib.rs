@@ -1,9 +1,11 @@
-//! `persql bench`: PerSQL against baselines measured in the same process and run.
+//! `persql-bench`: PerSQL against baselines measured in the same process and run.
 //!
 //! Absolute figures drift on shared machines, so every figure is printed next to a
-//! baseline measured moments apart, and the ratios are what to read.
+//! baseline measured moments apart, and the ratios are what to read. What each phase
+//! measures and the current figures: `docs/benchmarks.md`.
 
 mod baseline;
+mod cli;
 mod fleet;
 mod load;
 mod metering;
@@ -12,6 +14,8 @@ mod probe;
 mod report;
 mod target;
 mod template_migrations;
+
+pub use cli::main;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -37,10 +41,10 @@ pub enum Phase {
     Metering,
     /// A template migration rolled out to many databases against a bare rusqlite loop,
     /// and query p99 on unrelated databases during it.
-    Migrations,
+    TemplateMigrations,
 }
 
-/// Settings of `persql bench`; the defaults are the definition of the benchmark.
+/// Settings of `persql-bench`; the defaults are the full-size benchmark.
 #[derive(Clone, Debug, Args, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchArgs {
@@ -65,8 +69,7 @@ pub struct BenchArgs {
     /// Worker threads of the load generator's own runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
-    /// Phases to run, comma-separated. The metering phase is opt-in: at full size it adds
-    /// about 7 minutes (its 1,000,000-event consumer runs are bound by the consumer).
+    /// Phases to run, comma-separated. Only `core` runs unless others are named.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Core])]
     pub phases: Vec<Phase>,
     /// `query.executed` events in the metering consumer-throughput runs.
@@ -81,13 +84,14 @@ pub struct BenchArgs {
     /// NATS server with JetStream for the metering consumer run on NATS (skipped when unset).
     #[arg(long, env = "PERSQL_NATS_URL")]
     pub nats_url: Option<String>,
-    /// Databases of the template the migrations phase rolls a migration out to.
+    /// Databases of the template the template-migrations phase rolls a migration out to.
     #[arg(long, default_value_t = 100_000)]
     pub migration_databases: usize,
-    /// Rollout concurrency of the migrations phase (`PERSQL_MIGRATION_CONCURRENCY`'s default).
+    /// Rollout concurrency of the template-migrations phase (PerSQL's
+    /// `--migration-concurrency`; the default is PerSQL's default).
     #[arg(long, default_value_t = 3)]
     pub migration_concurrency: usize,
-    /// Connections of the migrations phase's probe on unrelated databases.
+    /// Connections of the template-migrations phase's probe on unrelated databases.
     #[arg(long, default_value_t = 4)]
     pub migration_probe_connections: usize,
     /// The probe's rate over all its connections, queries/s: a steady load the rollout
@@ -157,7 +161,7 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
     } else {
         None
     };
-    let migrations = if args.phases.contains(&Phase::Migrations) {
+    let template_migrations = if args.phases.contains(&Phase::TemplateMigrations) {
         Some(
             template_migrations::run(
                 &client,
@@ -180,7 +184,7 @@ async fn measure(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<Rep
         settings: serde_json::to_value(args)?,
         core,
         metering,
-        migrations,
+        template_migrations,
         memory,
         targets: Vec::new(),
     };
@@ -282,6 +286,23 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         bench: BenchArgs,
+    }
+
+    #[test]
+    fn phases_are_named_template_migrations_not_migrations() {
+        let phases = |v: &str| Cli::try_parse_from(["bench", "--phases", v]);
+        assert_eq!(
+            phases("core,template-migrations").unwrap().bench.phases,
+            [Phase::Core, Phase::TemplateMigrations]
+        );
+        let err = phases("migrations")
+            .err()
+            .expect("`migrations` is no phase");
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(
+            serde_json::to_value(Phase::TemplateMigrations).unwrap(),
+            "templateMigrations"
+        );
     }
 
     #[test]

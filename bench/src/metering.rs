@@ -15,13 +15,13 @@ use serde_json::json;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use crate::{
     load::{ClientRuntime, LoadResult, LoadSpec, Percentiles, micros},
     phases,
     report::ratio,
     target::{Api, PerSqlProcess},
 };
-use crate::Config;
+use persql_api::Config;
 
 /// Distinct billed namespaces of the synthetic stream (2 databases and 3 tokens each).
 const NAMESPACES: usize = 300;
@@ -478,9 +478,8 @@ struct Probe {
 
 /// One side of the on/off comparison: a PerSQL process ([`PerSqlProcess`]) with metering
 /// `on` or off, its hot database filled, and a probe namespace. Both sides stay up for the
-/// whole comparison and take turns under load, so the machine's drift (on the 2-core machine
-/// of 2026-12-02, one instance's five windows within a minute ran at 16,900–23,400
-/// queries/s) falls on both alike.
+/// whole comparison and take turns under load, so the machine's drift (on a shared machine
+/// one instance's windows a minute apart can differ by a third) falls on both alike.
 ///
 /// The lag probe: one extra connection queries its own database in its own namespace
 /// (`probe`) every 10 ms, one request at a time, while the load runs, and another polls the

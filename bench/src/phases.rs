@@ -6,7 +6,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
 
-use super::{
+use crate::{
     baseline,
     fleet::Fleet,
     load::{ClientRuntime, LoadResult, LoadSpec, MakeRequest, Percentiles, Request, micros},

@@ -1,4 +1,4 @@
-//! The migrations phase: roll `ALTER TABLE … ADD COLUMN` + `CREATE INDEX` out to many
+//! The template-migrations phase: roll `ALTER TABLE … ADD COLUMN` + `CREATE INDEX` out to many
 //! databases of one template, against a bare rusqlite loop applying the same SQL to as many
 //! copies of the same file, while a steady probe load queries unrelated databases (its p99
 //! during the rollout against the same probe with nothing else running).
@@ -20,7 +20,7 @@ use serde_json::json;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use crate::{
     baseline,
     load::ClientRuntime,
     phases::TEMPLATE_DDL,
@@ -39,7 +39,7 @@ const PROBE_DATABASES: usize = 32;
 /// What the phase measured.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MigrationsReport {
+pub struct TemplateMigrationsReport {
     pub databases: usize,
     /// Rollout concurrency (`PERSQL_MIGRATION_CONCURRENCY`).
     pub concurrency: usize,
@@ -68,13 +68,13 @@ pub struct MigrationsReport {
     /// 4-minute rollout compared a window that may have missed the host's stalls with one
     /// that cannot have.
     pub idle_p99_ms: f64,
-    /// The mean of the two idle windows' own p99s (how rounds before 2026-12-03 compared).
+    /// The mean of the two idle windows' own p99s (a second way to read "idle").
     pub idle_p99_mean_ms: f64,
     /// The same probe while the rollout runs.
     pub during: Probe,
     /// `during.p99 / idle_p99_ms`: the target.
     pub p99_ratio: f64,
-    /// `during.p99 / idle_p99_mean_ms`, for comparison with earlier rounds.
+    /// `during.p99 / idle_p99_mean_ms`.
     pub p99_ratio_to_mean: f64,
     /// The reference: the same probe while the bare loop runs over `reference_databases`
     /// files, split over as many threads as the rollout has (`concurrency`), each lowered as
@@ -98,8 +98,8 @@ pub async fn run(
     concurrency: usize,
     pace: Pace,
     idle_window: Duration,
-) -> anyhow::Result<MigrationsReport> {
-    let root = root.join("migrations");
+) -> anyhow::Result<TemplateMigrationsReport> {
+    let root = root.join("template-migrations");
     std::fs::create_dir_all(&root)?;
     let seed = root.join("seed.db");
     baseline::create_with_schema(&seed, &TEMPLATE_DDL)?;
@@ -136,7 +136,7 @@ pub async fn run(
     }
     let probe_targets = Arc::new(probe_targets);
 
-    eprintln!("bench: migrations: registering {databases} databases of the template…");
+    eprintln!("bench: template migrations: registering {databases} databases of the template…");
     let state = persql.state()?.clone();
     let ns_id: String = sqlx::query("SELECT id FROM namespaces WHERE slug = 'mig'")
         .fetch_one(state.cp.pool())
@@ -158,10 +158,10 @@ pub async fn run(
     // the idle window and inflate the idle p99 the rollout's is compared with.
     tokio::task::spawn_blocking(rustix::fs::sync).await?;
 
-    eprintln!("bench: migrations: probe load, idle…");
+    eprintln!("bench: template migrations: probe load, idle…");
     let idle = probe(client, probe_targets.clone(), pace, Some(idle_window)).await?;
 
-    eprintln!("bench: migrations: rolling out to {databases} databases…");
+    eprintln!("bench: template migrations: rolling out to {databases} databases…");
     let stop = CancellationToken::new();
     let during = {
         let (targets, stop) = (probe_targets.clone(), stop.clone());
@@ -188,7 +188,7 @@ pub async fn run(
     tokio::task::spawn_blocking(rustix::fs::sync).await?;
     let after_window = idle_window.max(Duration::from_secs_f64(rollout_secs));
     eprintln!(
-        "bench: migrations: probe load, idle again for {:.0} s…",
+        "bench: template migrations: probe load, idle again for {:.0} s…",
         after_window.as_secs_f64()
     );
     let idle_after = probe(client, probe_targets.clone(), pace, Some(after_window)).await?;
@@ -217,7 +217,7 @@ pub async fn run(
     let idle_p99_mean_ms = (idle.latency.p99_ms + idle_after.latency.p99_ms) / 2.0;
     let rollout_per_sec = ratio(databases as f64, rollout_secs);
     let bare_per_sec = ratio(databases as f64, bare_secs);
-    Ok(MigrationsReport {
+    Ok(TemplateMigrationsReport {
         databases,
         concurrency,
         probe_connections: pace.connections,
@@ -257,7 +257,7 @@ async fn probe_during_bare_loop(
     let (policy, nice) = (lane.background_policy, lane.background_nice);
     let threads = lane.background_threads.max(1);
     eprintln!(
-        "bench: migrations: probe load during the bare loop over {n} files, {threads} at a time…"
+        "bench: template migrations: probe load during the bare loop over {n} files, {threads} at a time…"
     );
     let (bare_dir, paths) = bare_copies(root, seed, n).await?;
     tokio::task::spawn_blocking(rustix::fs::sync).await?;
@@ -296,8 +296,7 @@ async fn probe_during_bare_loop(
 /// Waits until all `n` databases of the template are recorded at version 1.
 ///
 /// Counting them scans `n` rows (~20 ms at 100,000 here), so counting every 20 ms would keep
-/// a normal-priority thread busy half the time on the machine the probe measures (it did
-/// until 2026-12-02). The rollout walks databases by id and records its pages in order, so
+/// a normal-priority thread busy half the time on the machine the probe measures. The rollout walks databases by id and records its pages in order, so
 /// this polls only the last database's row (one key lookup) and counts once that one is
 /// recorded (again every 500 ms while a database is still missing).
 async fn rolled_out(
@@ -334,7 +333,7 @@ async fn rolled_out(
 
 /// The bare loop over fresh copies of `seed` (removed afterwards to bound disk use): seconds.
 async fn bare(root: &Path, seed: &Path, databases: usize) -> anyhow::Result<f64> {
-    eprintln!("bench: migrations: bare rusqlite loop over {databases} files…");
+    eprintln!("bench: template migrations: bare rusqlite loop over {databases} files…");
     let (bare_dir, paths) = bare_copies(root, seed, databases).await?;
     let secs = tokio::task::spawn_blocking(move || bare_loop(&paths)).await??;
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(bare_dir)).await;
@@ -427,7 +426,7 @@ async fn register(
     Ok(())
 }
 
-impl MigrationsReport {
+impl TemplateMigrationsReport {
     /// The phase as table rows.
     pub fn table(&self) -> String {
         let mut s = String::new();

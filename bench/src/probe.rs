@@ -1,5 +1,5 @@
 //! A probe: point SELECTs on random databases of a set, with latency percentiles, until
-//! stopped (the migrations phase runs it idle and during a rollout). At a fixed rate (the
+//! stopped (the template-migrations phase runs it idle and during a rollout). At a fixed rate (the
 //! default: a steady light load, the way a service's other tenants query it) or closed-loop
 //! (each connection sends its next query as soon as the last is answered: the machine is
 //! saturated, so whatever CPU a rollout takes comes out of the queries).
@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use crate::{
     load::{ClientRuntime, Percentiles, micros},
     report::ratio,
 };
