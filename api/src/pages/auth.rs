@@ -1,8 +1,9 @@
 //! The sign-in, sign-up and consent pages.
 
 use axum::{http::StatusCode, response::Response};
+use maud::{Markup, html};
 
-use super::{escape, hidden, page};
+use super::{hidden, page};
 
 /// Where a form came from and goes back to after signing in (a local path).
 #[derive(Debug)]
@@ -13,11 +14,6 @@ pub struct FormContext<'a> {
     pub cookies: &'a [String],
 }
 
-fn error_line(e: Option<&str>) -> String {
-    e.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default()
-}
-
 fn with_return(path: &str, return_to: &str) -> String {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", return_to)
@@ -25,40 +21,66 @@ fn with_return(path: &str, return_to: &str) -> String {
     format!("{path}?{q}")
 }
 
+/// The form's error line, its hidden fields, and the link to the other form.
+fn form_parts(ctx: &FormContext<'_>) -> (Markup, Markup) {
+    let head = html! {
+        @if let Some(e) = ctx.error { p.error role="alert" { (e) } }
+    };
+    let fields = html! { (hidden("csrf", ctx.csrf)) (hidden("return_to", ctx.return_to)) };
+    (head, fields)
+}
+
+fn sign_in_body(ctx: &FormContext<'_>) -> Markup {
+    let (error, fields) = form_parts(ctx);
+    html! {
+        h1 { "Sign in to PerSQL" }
+        (error)
+        form method="post" action="/account/signin" {
+            (fields)
+            label { "Email " input type="email" name="email" required autocomplete="username"; }
+            label { "Password " input type="password" name="password" required autocomplete="current-password"; }
+            button type="submit" { "Sign in" }
+        }
+        p.muted {
+            "New here? "
+            a href=(with_return("/account/signup", ctx.return_to)) { "Create an account" }
+        }
+    }
+}
+
 /// The sign-in form.
 pub fn sign_in(status: StatusCode, ctx: &FormContext<'_>) -> Response {
-    let body = format!(
-        "<h1>Sign in to PerSQL</h1>{}\
-         <form method=\"post\" action=\"/account/signin\">{}{}\
-         <label>Email <input type=\"email\" name=\"email\" required autocomplete=\"username\"></label>\
-         <label>Password <input type=\"password\" name=\"password\" required autocomplete=\"current-password\"></label>\
-         <button type=\"submit\">Sign in</button></form>\
-         <p class=\"muted\">New here? <a href=\"{}\">Create an account</a></p>",
-        error_line(ctx.error),
-        hidden("csrf", ctx.csrf),
-        hidden("return_to", ctx.return_to),
-        escape(&with_return("/account/signup", ctx.return_to)),
-    );
-    page(status, "Sign in", &body, ctx.cookies)
+    page(status, "Sign in", sign_in_body(ctx), ctx.cookies)
+}
+
+fn sign_up_body(ctx: &FormContext<'_>) -> Markup {
+    let (error, fields) = form_parts(ctx);
+    html! {
+        h1 { "Create your PerSQL account" }
+        p {
+            "Your account holds your own databases. Apps you approve get a private database in it; \
+             you can look inside, export it and disconnect them at any time."
+        }
+        (error)
+        form method="post" action="/account/signup" {
+            (fields)
+            label { "Email " input type="email" name="email" required autocomplete="username"; }
+            label {
+                "Password (at least 8 characters) "
+                input type="password" name="password" required minlength="8" autocomplete="new-password";
+            }
+            button type="submit" { "Create account" }
+        }
+        p.muted {
+            "Have an account? "
+            a href=(with_return("/account/signin", ctx.return_to)) { "Sign in" }
+        }
+    }
 }
 
 /// The sign-up form.
 pub fn sign_up(status: StatusCode, ctx: &FormContext<'_>) -> Response {
-    let body = format!(
-        "<h1>Create your PerSQL account</h1>\
-         <p>Your account holds your own databases. Apps you approve get a private database in it; \
-         you can look inside, export it and disconnect them at any time.</p>{}\
-         <form method=\"post\" action=\"/account/signup\">{}{}\
-         <label>Email <input type=\"email\" name=\"email\" required autocomplete=\"username\"></label>\
-         <label>Password (at least 8 characters) <input type=\"password\" name=\"password\" required minlength=\"8\" autocomplete=\"new-password\"></label>\
-         <button type=\"submit\">Create account</button></form>\
-         <p class=\"muted\">Have an account? <a href=\"{}\">Sign in</a></p>",
-        error_line(ctx.error),
-        hidden("csrf", ctx.csrf),
-        hidden("return_to", ctx.return_to),
-        escape(&with_return("/account/signin", ctx.return_to)),
-    );
-    page(status, "Create account", &body, ctx.cookies)
+    page(status, "Create account", sign_up_body(ctx), ctx.cookies)
 }
 
 /// What the consent page shows and carries.
@@ -73,29 +95,97 @@ pub struct Consent<'a> {
     pub cookies: &'a [String],
 }
 
+fn consent_body(c: &Consent<'_>) -> Markup {
+    html! {
+        h1 { (c.app_name) " wants to store its data in your PerSQL account" }
+        p { "Signed in as " strong { (c.email) } "." }
+        p {
+            "If you approve, " strong { (c.app_name) } " gets "
+            strong { "a private database in your account and nothing else" }
+            ": it cannot see your other databases, your balance or your email address. \
+             You can look at what it stores, export it, and disconnect it at any time from "
+            a href="/account" { "your account" }
+            "; disconnecting keeps the data."
+        }
+        p.muted { "You will be sent back to " code { (c.redirect_host) } "." }
+        form method="post" action="/oauth/authorize" {
+            (hidden("csrf", c.csrf))
+            @for (k, v) in c.params { (hidden(k, v)) }
+            button type="submit" name="decision" value="approve" { "Approve" }
+            button type="submit" name="decision" value="deny" { "Deny" }
+        }
+    }
+}
+
 /// The consent page: names the app and says exactly what it gets.
 pub fn consent(c: &Consent<'_>) -> Response {
-    let fields: String = c
-        .params
-        .iter()
-        .map(|(k, v)| hidden(k, v))
-        .collect::<Vec<_>>()
-        .join("");
-    let body = format!(
-        "<h1>{app} wants to store its data in your PerSQL account</h1>\
-         <p>Signed in as <strong>{email}</strong>.</p>\
-         <p>If you approve, <strong>{app}</strong> gets <strong>a private database in your account \
-         and nothing else</strong>: it cannot see your other databases, your balance or your \
-         email address. You can look at what it stores, export it, and disconnect it at any time \
-         from <a href=\"/account\">your account</a>; disconnecting keeps the data.</p>\
-         <p class=\"muted\">You will be sent back to <code>{host}</code>.</p>\
-         <form method=\"post\" action=\"/oauth/authorize\">{csrf}{fields}\
-         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-        app = escape(c.app_name),
-        email = escape(c.email),
-        host = escape(c.redirect_host),
-        csrf = hidden("csrf", c.csrf),
-    );
-    page(StatusCode::OK, "Approve app", &body, c.cookies)
+    page(StatusCode::OK, "Approve app", consent_body(c), c.cookies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::tests::{EVIL, EVIL_ESCAPED, assert_escaped};
+
+    fn evil_form() -> FormContext<'static> {
+        FormContext {
+            csrf: EVIL,
+            return_to: EVIL,
+            error: Some(EVIL),
+            cookies: &[],
+        }
+    }
+
+    #[test]
+    fn sign_in_escapes_the_error_and_the_hidden_fields() {
+        let html = sign_in_body(&evil_form()).into_string();
+        // The error line, the csrf field and the return_to field; the link is URL-encoded.
+        assert_escaped(&html, 3);
+        assert!(html.contains(&format!(
+            r#"<p class="error" role="alert">{EVIL_ESCAPED}</p>"#
+        )));
+        assert!(html.contains(&format!(r#"name="return_to" value="{EVIL_ESCAPED}""#)));
+    }
+
+    #[test]
+    fn sign_up_escapes_the_error_and_the_hidden_fields() {
+        let html = sign_up_body(&evil_form()).into_string();
+        assert_escaped(&html, 3);
+        assert!(html.contains(&format!(r#"name="csrf" value="{EVIL_ESCAPED}""#)));
+    }
+
+    #[test]
+    fn the_other_forms_link_carries_return_to_url_encoded() {
+        let ctx = FormContext {
+            return_to: "/oauth/authorize?a=1&b=2",
+            ..evil_form()
+        };
+        let html = sign_in_body(&ctx).into_string();
+        assert!(html.contains(
+            r#"<a href="/account/signup?return_to=%2Foauth%2Fauthorize%3Fa%3D1%26b%3D2">"#
+        ));
+        let html = sign_in_body(&FormContext {
+            return_to: "/x y",
+            ..ctx
+        })
+        .into_string();
+        assert!(html.contains(r#"href="/account/signup?return_to=%2Fx+y""#));
+    }
+
+    #[test]
+    fn consent_escapes_the_app_email_host_and_every_parameter() {
+        let params = [("redirect_uri", EVIL), (EVIL, "v")];
+        let html = consent_body(&Consent {
+            app_name: EVIL,
+            redirect_host: EVIL,
+            email: EVIL,
+            csrf: EVIL,
+            params: &params,
+            cookies: &[],
+        })
+        .into_string();
+        // The app name twice, the email, the host, csrf, one parameter's value and one's name.
+        assert_escaped(&html, 7);
+        assert!(html.contains(&format!(r#"name="{EVIL_ESCAPED}" value="v""#)));
+    }
 }

@@ -1,6 +1,7 @@
 //! Server-rendered HTML pages (sign-in, sign-up, consent, errors, the account): plain HTML
-//! forms with inline CSS, no JavaScript, no CDN. Every interpolated value goes through
-//! [`escape`].
+//! forms with inline CSS, no JavaScript, no CDN. Markup is written in maud's `html!`
+//! templates, which escape every interpolated value; `PreEscaped` appears only around
+//! compile-time constants.
 
 pub mod account;
 pub mod auth;
@@ -9,30 +10,11 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
-
-/// `s` safe inside HTML text and double-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// A hidden form field.
-pub fn hidden(name: &str, value: &str) -> String {
-    format!(
-        r#"<input type="hidden" name="{}" value="{}">"#,
-        escape(name),
-        escape(value)
-    )
+fn hidden(name: &str, value: &str) -> Markup {
+    html! { input type="hidden" name=(name) value=(value); }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1d1d1f}\
@@ -41,16 +23,27 @@ button{padding:.4rem 1rem;margin:.4rem .4rem 0 0}table{border-collapse:collapse;
 td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
 .error{color:#a00}.muted{color:#666}code{background:#f3f3f3;padding:0 .2rem}";
 
-/// A full page around `body` (already HTML), with `status` and optional `Set-Cookie`s.
+/// The layout every page shares: `body` inside the document, titled `title`.
+fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · PerSQL" }
+                // A constant of this file: CSS must not be entity-escaped inside <style>.
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A full page around `body`, with `status` and optional `Set-Cookie`s.
 /// Pages are never cached and never framed.
-pub fn page(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · PerSQL</title><style>{STYLE}</style></head><body>{body}</body></html>",
-        escape(title)
-    );
-    let mut res = (status, Html(html)).into_response();
+fn page(status: StatusCode, title: &str, body: Markup, cookies: &[String]) -> Response {
+    let mut res = (status, Html(document(title, body).into_string())).into_response();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -66,18 +59,17 @@ pub fn page(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> 
     res
 }
 
+fn error_body(title: &str, message: &str) -> Markup {
+    html! {
+        h1 { (title) }
+        p.error { (message) }
+        p { a href="/account" { "Your account" } }
+    }
+}
+
 /// An error shown to the person (never a redirect to the client).
 pub fn error(status: StatusCode, title: &str, message: &str) -> Response {
-    page(
-        status,
-        title,
-        &format!(
-            "<h1>{}</h1><p class=\"error\">{}</p><p><a href=\"/account\">Your account</a></p>",
-            escape(title),
-            escape(message)
-        ),
-        &[],
-    )
+    page(status, title, error_body(title, message), &[])
 }
 
 /// An `ApiError` as an HTML page (500s stay opaque and are logged).
@@ -121,15 +113,43 @@ pub fn when(ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// Markup, a quote of each kind and an ampersand: harmless only when escaped.
+    pub(crate) const EVIL: &str = r#"<script>alert(1)</script>"'&"#;
+    /// [`EVIL`] as it must appear in text and in double-quoted attributes.
+    pub(crate) const EVIL_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;";
+
+    /// `html` holds `EVIL` only escaped, `times` times, and no raw markup from it.
+    pub(crate) fn assert_escaped(html: &str, times: usize) {
+        assert!(!html.contains("<script"), "raw markup in {html}");
+        assert_eq!(html.matches(EVIL_ESCAPED).count(), times, "{html}");
+    }
+
     #[test]
-    fn escape_neutralises_markup() {
+    fn hidden_fields_escape_their_value() {
+        let field = hidden("csrf", EVIL).into_string();
         assert_eq!(
-            escape(r#"<script>alert("x" & 'y')</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot; &amp; &#x27;y&#x27;)&lt;/script&gt;"
+            field,
+            format!(r#"<input type="hidden" name="csrf" value="{EVIL_ESCAPED}">"#)
         );
-        assert!(hidden("a", "\"><b>").contains("value=\"&quot;&gt;&lt;b&gt;\""));
+    }
+
+    #[test]
+    fn error_pages_escape_title_and_message() {
+        assert_escaped(&document(EVIL, error_body(EVIL, EVIL)).into_string(), 3);
+    }
+
+    #[test]
+    fn the_layout_carries_the_style_unescaped() {
+        let html = document("Sign in", html! { p { "hi" } }).into_string();
+        assert!(
+            html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("<style>{STYLE}</style>")));
+        assert!(html.contains("<title>Sign in · PerSQL</title>"));
+        assert!(html.contains("<body><p>hi</p></body>"));
     }
 }
