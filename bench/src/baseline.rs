@@ -14,6 +14,20 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The template: 5 tables and 5 indexes. `items` is the table queried.
+pub const TEMPLATE_DDL: [&str; 10] = [
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT)",
+    "CREATE TABLE projects (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL, title TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, due_at INTEGER)",
+    "CREATE TABLE tags (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, label TEXT NOT NULL)",
+    "CREATE INDEX items_body ON items (body)",
+    "CREATE UNIQUE INDEX users_email ON users (email)",
+    "CREATE INDEX projects_owner ON projects (owner_id)",
+    "CREATE INDEX tasks_project ON tasks (project_id, done)",
+    "CREATE INDEX tags_task ON tags (task_id)",
+];
+
 /// Opens (or creates) `path` the way PerSQL opens tenant files: WAL, synchronous=FULL.
 pub fn open_wal_full(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;

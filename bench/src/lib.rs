@@ -202,7 +202,7 @@ async fn core(
     // The baseline: same schema and rows, its own file and loopback port.
     let baseline_db = root.join("baseline").join("bench.db");
     std::fs::create_dir_all(root.join("baseline"))?;
-    baseline::create_with_schema(&baseline_db, &phases::TEMPLATE_DDL)?;
+    baseline::create_with_schema(&baseline_db, &baseline::TEMPLATE_DDL)?;
     baseline::open_wal_full(&baseline_db)?.execute_batch(&phases::fill_sql())?;
     let stop_baseline = CancellationToken::new();
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -16,9 +16,9 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    load::ratio,
     load::{ClientRuntime, LoadResult, LoadSpec, Percentiles, micros},
     phases,
-    report::ratio,
     target::{Api, PerSqlProcess},
 };
 use persql_api::Config;

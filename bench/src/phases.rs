@@ -8,25 +8,13 @@ use rand::Rng;
 
 use crate::{
     baseline,
+    baseline::TEMPLATE_DDL,
     fleet::Fleet,
+    load::ratio,
     load::{ClientRuntime, LoadResult, LoadSpec, MakeRequest, Percentiles, Request, micros},
-    report::{Compared, ProvisionLatency, Scale, ratio},
+    report::{Compared, ProvisionLatency, Scale},
     target::{Api, Provisioned},
 };
-
-/// The template: 5 tables and 5 indexes. `items` is the table queried.
-pub const TEMPLATE_DDL: [&str; 10] = [
-    "CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-    "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT)",
-    "CREATE TABLE projects (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL, title TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, due_at INTEGER)",
-    "CREATE TABLE tags (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, label TEXT NOT NULL)",
-    "CREATE INDEX items_body ON items (body)",
-    "CREATE UNIQUE INDEX users_email ON users (email)",
-    "CREATE INDEX projects_owner ON projects (owner_id)",
-    "CREATE INDEX tasks_project ON tasks (project_id, done)",
-    "CREATE INDEX tags_task ON tags (task_id)",
-];
 
 /// Rows preloaded into the hot database (and the baseline's), ids `1..=HOT_ROWS`.
 pub const HOT_ROWS: u32 = 1000;

@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    load::ratio,
     load::{ClientRuntime, Percentiles, micros},
-    report::ratio,
 };
 
 /// A probe window's figures.

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::{
+    load::ratio,
     load::{LoadResult, Percentiles},
     metering::MeteringReport,
     template_migrations::TemplateMigrationsReport,
@@ -289,9 +290,4 @@ impl Core {
         );
         s
     }
-}
-
-/// `a / b`, 0 when `b` is 0.
-pub fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { 0.0 }
 }

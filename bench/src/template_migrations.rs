@@ -21,11 +21,10 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    baseline,
+    baseline::{self, TEMPLATE_DDL},
     load::ClientRuntime,
-    phases::TEMPLATE_DDL,
+    load::ratio,
     probe::{Pace, Probe, SLOW_MS, STOLEN_PCT, probe, run_probe},
-    report::ratio,
     target::{Api, PerSql},
 };
 
