@@ -3,64 +3,11 @@
 use serde::Serialize;
 
 use crate::{
-    load::ratio,
-    load::{LoadResult, Percentiles},
+    load::LoadResult,
     metering::MeteringReport,
+    phases::{Compared, ProvisionLatency, Scale},
     template_migrations::TemplateMigrationsReport,
 };
-
-/// One workload on PerSQL and on the baseline, measured in the same run.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Compared {
-    pub persql: LoadResult,
-    pub baseline: LoadResult,
-    /// PerSQL throughput / baseline throughput.
-    pub ratio: f64,
-}
-
-impl Compared {
-    /// Pairs two results and computes their throughput ratio.
-    pub fn new(persql: LoadResult, baseline: LoadResult) -> Self {
-        let ratio = ratio(persql.rps, baseline.rps);
-        Self {
-            persql,
-            baseline,
-            ratio,
-        }
-    }
-}
-
-/// Provision latency against creating the same schema straight with rusqlite.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProvisionLatency {
-    /// `POST /v1/users/provision`, new subjects, one at a time.
-    pub persql: Percentiles,
-    /// New file, WAL, synchronous=FULL, each DDL statement autocommitted, close.
-    pub direct: Percentiles,
-    /// The same with all DDL in one transaction (for reference).
-    pub direct_one_tx: Percentiles,
-    /// PerSQL p50 / direct p50.
-    pub ratio_p50: f64,
-}
-
-/// Point SELECTs spread over many databases against the single hot database.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Scale {
-    pub databases: usize,
-    /// Wall time to provision them, concurrently.
-    pub provision_secs: f64,
-    pub provisions_per_sec: f64,
-    pub select: LoadResult,
-    /// The hot-database SELECT figure from the first phase.
-    pub hot_rps: f64,
-    /// `select.rps / hot_rps`.
-    pub ratio: f64,
-    /// The hot-database SELECT measured again after this phase (drift check, not a target).
-    pub hot_again: LoadResult,
-}
 
 /// Memory of the whole bench process (PerSQL, baseline and load generator together).
 #[derive(Debug, Serialize)]
