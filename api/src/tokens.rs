@@ -125,6 +125,32 @@ pub async fn mint(
     Ok((id, secret))
 }
 
+/// Mints a workspace token of namespace `namespace` (id, slug), billed to it and never
+/// expiring (a person's own token for their account's namespace), in its own transaction.
+pub async fn mint_workspace_token(
+    cp: &ControlPlane,
+    namespace: (&str, &str),
+) -> Result<Secret, StoreError> {
+    let (namespace_id, namespace_slug) = namespace;
+    let mut tx = cp.begin().await?;
+    let (_, secret) = mint(
+        &mut tx,
+        cp.backend(),
+        &NewToken {
+            kind: TokenKind::Workspace,
+            namespace_id: Some(namespace_id),
+            namespace_slug,
+            database_id: None,
+            role: None,
+            billed_namespace_id: Some(namespace_id),
+            expires_at: None,
+        },
+    )
+    .await?;
+    cp.commit(tx).await?;
+    Ok(secret)
+}
+
 /// Mints a token for database `database_id` of namespace `namespace` (id, slug), billed to
 /// that namespace, in its own transaction. Returns the secret and the token's id.
 pub async fn mint_database_token(

@@ -9,6 +9,7 @@
 //! accounts by `(provider, subject)` and creates the namespace on first sign-in. Sessions,
 //! consent and everything after sign-in stay the same.
 
+pub mod browse;
 mod email;
 pub mod limiter;
 mod password;

@@ -9,22 +9,18 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use persql_storage::{Params, Role, Statement};
 use serde::Deserialize;
 
 use super::forms::CsrfOnly;
 use crate::{
-    accounts::{Account, sessions},
+    accounts::{Account, browse, sessions},
     error::ApiError,
-    oauth::grants::{self, ConnectedApp},
+    oauth::grants,
     pages::{self, account::Browse},
     queries,
-    state::{AppState, DbEntry},
-    tokens::{self, NewToken, TokenKind},
+    state::AppState,
+    tokens,
 };
-
-/// Rows per page of the browser.
-const PAGE_ROWS: u64 = 50;
 
 /// The signed-in account, or the redirect to sign in first.
 async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Account, Response> {
@@ -52,31 +48,6 @@ pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> 
         Ok(apps) => pages::account::home(&account, &apps, &csrf, &cookies),
         Err(e) => pages::api_error(e),
     }
-}
-
-/// The connected app `client_id` of the account and its ready database.
-async fn connected(
-    state: &AppState,
-    account: &Account,
-    client_id: &str,
-) -> Result<(ConnectedApp, std::sync::Arc<DbEntry>), ApiError> {
-    let not_found = || {
-        ApiError::not_found(
-            "app_not_connected",
-            "this app holds no database in the account",
-        )
-    };
-    let app = grants::list(state, account)
-        .await?
-        .into_iter()
-        .find(|a| a.client_id == client_id)
-        .ok_or_else(not_found)?;
-    let db = state
-        .databases
-        .lookup(&account.namespace_slug, &app.database_slug)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok((app, db))
 }
 
 /// `?table=&page=` of the browser.
@@ -111,49 +82,15 @@ async fn browse(
     client_id: &str,
     q: BrowseQuery,
 ) -> Result<Response, ApiError> {
-    let (app, db) = connected(state, account, client_id).await?;
-    let schema = state.storage.describe(&db.location).await?;
-    let tables: Vec<String> = schema.tables.into_iter().map(|t| t.name).collect();
-    let table = match q.table {
-        Some(t) if tables.contains(&t) => Some(t),
-        Some(_) => return Err(ApiError::not_found("not_found", "no such table")),
-        None => None,
-    };
-    let page = q.page.unwrap_or(0).min(1_000_000);
-    let (mut columns, mut rows) = (Vec::new(), Vec::new());
-    if let Some(t) = &table {
-        // The name comes from the database's own schema, quoted as an identifier; the read
-        // role keeps this a pure SELECT under the authorizer.
-        let sql = format!(
-            "SELECT * FROM \"{}\" LIMIT {} OFFSET {}",
-            t.replace('"', "\"\""),
-            PAGE_ROWS + 1,
-            page * PAGE_ROWS
-        );
-        let r = state
-            .storage
-            .query(
-                &db.location,
-                Role::Read,
-                Statement {
-                    sql,
-                    params: Params::None,
-                },
-            )
-            .await?;
-        columns = r.columns;
-        rows = r.rows;
-    }
-    let has_next = rows.len() as u64 > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS as usize);
+    let p = browse::table_page(state, account, client_id, q.table, q.page.unwrap_or(0)).await?;
     Ok(pages::account::browse(&Browse {
-        app: &app,
-        tables: &tables,
-        table: table.as_deref(),
-        columns: &columns,
-        rows: &rows,
-        page,
-        has_next,
+        app: &p.app,
+        tables: &p.tables,
+        table: p.table.as_deref(),
+        columns: &p.columns,
+        rows: &p.rows,
+        page: p.page,
+        has_next: p.has_next,
     }))
 }
 
@@ -168,7 +105,7 @@ pub async fn export_page(
         Err(r) => return r,
     };
     let result = async {
-        let (_, db) = connected(&state, &account, &client_id).await?;
+        let (_, db) = browse::connected(&state, &account, &client_id).await?;
         Ok::<_, ApiError>(queries::export(&state, &db).await?.into_response())
     };
     result.await.unwrap_or_else(pages::api_error)
@@ -217,27 +154,13 @@ pub async fn mint_token_form(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let minted = async {
-        let mut tx = state.cp.begin().await?;
-        let (_, secret) = tokens::mint(
-            &mut tx,
-            state.cp.backend(),
-            &NewToken {
-                kind: TokenKind::Workspace,
-                namespace_id: Some(&account.namespace_id),
-                namespace_slug: &account.namespace_slug,
-                database_id: None,
-                role: None,
-                billed_namespace_id: Some(&account.namespace_id),
-                expires_at: None,
-            },
-        )
-        .await?;
-        state.cp.commit(tx).await?;
-        Ok::<_, ApiError>(secret)
-    };
+    let namespace = (
+        account.namespace_id.as_str(),
+        account.namespace_slug.as_str(),
+    );
+    let minted = tokens::mint_workspace_token(&state.cp, namespace);
     match minted.await {
         Ok(secret) => pages::account::token_minted(&account, secret.expose()),
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
