@@ -66,7 +66,7 @@ pub async fn provision_user(
         subject.as_str()
     )));
     let (rec, _) = ensure(&state, &ws, &slug, template, Some(subject_hash)).await?;
-    let expires_at = persql_events::now_ms() + (state.config.token_ttl_secs as i64) * 1000;
+    let expires_at = persql_events::now_ms() + (state.config.http.token_ttl_secs as i64) * 1000;
     let (token, _) = mint_database_token(&state, &ws, &rec.id, Role::Write, expires_at).await?;
     Ok(Json(ProvisionResponse {
         token,

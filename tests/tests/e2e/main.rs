@@ -8,6 +8,7 @@ mod agents;
 mod auth;
 mod billing;
 mod bus;
+mod cli_help;
 mod connected_apps;
 mod cors;
 mod databases;

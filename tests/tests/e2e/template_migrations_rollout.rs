@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::template_migrations::{MIGRATIONS, entries_shape, migrate, wait_counts};
 use crate::support::{TestApp, assert_problem};
+use crate::template_migrations::{MIGRATIONS, entries_shape, migrate, wait_counts};
 
 /// Adds a column, and logs itself in `audit`: applying it twice would fail on the column and
 /// would leave two rows.
@@ -41,7 +41,9 @@ async fn insert_duplicate_bodies(app: &TestApp, token: &str, db: &str) {
 
 #[tokio::test]
 async fn a_database_behind_catches_up_once_before_concurrent_queries() {
-    let app = TestApp::spawn_with(|c| c.migration_rollout = "off".into()).await;
+    let app =
+        TestApp::spawn_with(|c| c.rollout.migration_rollout = persql_api::config::Switch::Off)
+            .await;
     let ws = app.with_template("acme").await;
     let (token, db) = app.provision(&ws, "u1").await;
     let (other_token, other) = app.provision(&ws, "u2").await;
@@ -70,7 +72,9 @@ async fn a_database_behind_catches_up_once_before_concurrent_queries() {
 
 #[tokio::test]
 async fn the_rollout_resumes_after_a_restart_and_never_applies_twice() {
-    let app = TestApp::spawn_with(|c| c.migration_rollout = "off".into()).await;
+    let app =
+        TestApp::spawn_with(|c| c.rollout.migration_rollout = persql_api::config::Switch::Off)
+            .await;
     let ws = app.with_template("acme").await;
     let mut dbs = Vec::new();
     for i in 0..6 {
