@@ -27,7 +27,7 @@ enum Command {
     Serve(Config),
     /// Run only the HTTP API (provisioning by a separate `persql provisioner`).
     Api(Config),
-    /// Run only the provisioner consumer and the storage sampler.
+    /// Run only the provisioner consumer, the template migration rollout and the storage sampler.
     Provisioner(config::ProvisionerArgs),
     /// Run only the metering consumer; `persql metering rebuild` replays the log instead.
     Metering(MeteringCommand),

@@ -138,6 +138,7 @@ pub struct MeteringSettings {
     #[arg(
         id = "metering",
         long = "metering",
+        value_name = "METERING",
         env = "PERSQL_METERING",
         value_enum,
         default_value_t = Switch::On
@@ -148,7 +149,7 @@ pub struct MeteringSettings {
 /// What each kind of usage costs, in currency units, ≥ 0 with at most 9 decimals (`serve`,
 /// `api`, `metering`, `metering rebuild`).
 #[derive(Clone, Debug, Args)]
-#[command(next_help_heading = "Prices")]
+#[command(next_help_heading = "Prices (currency units, ≥ 0, at most 9 decimals)")]
 pub struct PriceSettings {
     /// Price of one query (each statement of a batch counts).
     #[arg(long, env = "PERSQL_PRICE_QUERY", default_value = "0.000001", value_parser = price)]
