@@ -65,21 +65,22 @@ impl Running {
 /// Starts the components of `config`.
 pub async fn start(config: Config, components: Components) -> anyhow::Result<Running> {
     crate::telemetry::prometheus();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let cp = ControlPlane::connect(config.database_url.as_deref(), &config.data_dir)
+    let connections = &config.connections;
+    std::fs::create_dir_all(&connections.data_dir)
+        .with_context(|| format!("creating data dir {}", connections.data_dir.display()))?;
+    let cp = ControlPlane::connect(connections.database_url.as_deref(), &connections.data_dir)
         .await
         .context("connecting to the control plane")?;
     let bus = Bus::connect(
         cp.clone(),
         &BusConfig {
-            nats_url: config.nats_url.clone(),
-            prefix: config.nats_prefix.clone(),
+            nats_url: connections.nats_url.clone(),
+            prefix: connections.nats_prefix.clone(),
         },
     )
     .await
     .context("connecting to the event bus")?;
-    let storage = Storage::new(config.storage()).context("opening tenant storage")?;
+    let storage = Storage::new(config.storage_config()).context("opening tenant storage")?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let waiter = ReadyWaiter::new();
@@ -87,20 +88,25 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
     if let Some(relay) = bus.spawn_relay(shutdown.clone()) {
         tasks.push(relay);
     }
-    let prices = config.prices()?;
+    let prices = config.prices();
     if matches!(components, Components::All | Components::Provisioner) {
         let handler = ProvisionHandler::new(storage.clone(), cp.backend(), waiter.clone());
         tasks.push(bus.spawn_consumer(Arc::new(handler), shutdown.clone()));
-        if config.migration_rollout != "off" {
-            let rollout = Rollout::new(cp.clone(), storage.clone(), config.migration_concurrency);
+        if config.rollout.migration_rollout.is_on() {
+            let rollout = Rollout::new(
+                cp.clone(),
+                storage.clone(),
+                config.rollout.migration_concurrency,
+            );
             tasks.push(bus.spawn_consumer(Arc::new(rollout.trigger()), shutdown.clone()));
             tasks.push(rollout.spawn(
-                std::time::Duration::from_secs(config.migration_rescan_secs.max(1)),
+                std::time::Duration::from_secs(config.rollout.migration_rescan_secs.max(1)),
                 shutdown.clone(),
             ));
         }
         if config.metering_enabled() {
-            let interval = std::time::Duration::from_secs(config.storage_sample_secs.max(1));
+            let interval =
+                std::time::Duration::from_secs(config.storage.storage_sample_secs.max(1));
             tasks.push(sampler::spawn(
                 cp.clone(),
                 storage.clone(),
@@ -123,7 +129,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         });
     }
 
-    let generated_admin_token = bootstrap_operator(&cp, config.admin_token.clone()).await?;
+    let generated_admin_token = bootstrap_operator(&cp, config.http.admin_token.clone()).await?;
     let (query_events, batcher) = QueryEventBatcher::spawn(cp.clone(), shutdown.clone());
     // Subscribe before loading balances, so no balance event falls between the two.
     let tail = bus
@@ -137,8 +143,8 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         .await
         .context("loading template migration versions")?;
     tasks.push(batcher);
-    let cors = crate::cors::layer(&config.cors_origins)?;
-    let mcp = crate::agents::mcp::service(config.max_body_bytes, shutdown.child_token());
+    let cors = crate::cors::layer(&config.http.cors_origins)?;
+    let mcp = crate::agents::mcp::service(config.http.max_body_bytes, shutdown.child_token());
     let mcp = HttpService::new(tower::ServiceExt::<axum::extract::Request>::map_response(
         mcp,
         |r| r.map(axum::body::Body::new),
@@ -147,9 +153,9 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         .await
         .context("loading the ID-token signing key")?;
     let limiter = SignInLimiter::new(
-        config.signin_max_failures,
-        config.signup_max_per_window,
-        std::time::Duration::from_secs(config.signin_window_secs.max(1)),
+        config.http.signin_max_failures,
+        config.http.signup_max_per_window,
+        std::time::Duration::from_secs(config.http.signin_window_secs.max(1)),
     );
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
@@ -223,7 +229,7 @@ fn spawn_invalidation(
 /// configured and none stored, one is generated and returned to be printed once.
 async fn bootstrap_operator(
     cp: &ControlPlane,
-    configured: Option<String>,
+    configured: Option<Secret>,
 ) -> anyhow::Result<Option<String>> {
     let no_ns = NewToken {
         kind: TokenKind::Operator,
@@ -236,12 +242,12 @@ async fn bootstrap_operator(
     };
     let mut tx = cp.begin().await?;
     let generated = match configured {
-        Some(t) => {
+        Some(secret) => {
+            let t = secret.expose();
             anyhow::ensure!(
                 t.starts_with("psql_admin_") && t.len() >= "psql_admin_".len() + 32,
                 "PERSQL_ADMIN_TOKEN must start with psql_admin_ and carry at least 32 more characters"
             );
-            let secret = Secret::from_config(t);
             let known = sqlx::query("SELECT 1 FROM tokens WHERE hash = $1")
                 .bind(secret.hash())
                 .fetch_optional(&mut *tx)

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Components, config::Config, start};
+use crate::{
+    Components,
+    config::{self, Config},
+    start,
+};
 
 /// PerSQL: a SQLite database per user, over HTTP, with every action an event.
 #[derive(Debug, Parser)]
@@ -18,19 +22,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at start-up; size is irrelevant"
-)]
 enum Command {
     /// Run everything in one process (API, provisioner) on embedded defaults.
     Serve(Config),
     /// Run only the HTTP API (provisioning by a separate `persql provisioner`).
     Api(Config),
-    /// Run only the provisioner consumer and the storage sampler.
-    Provisioner(Config),
+    /// Run only the provisioner consumer, the template migration rollout and the storage sampler.
+    Provisioner(config::ProvisionerArgs),
     /// Run only the metering consumer; `persql metering rebuild` replays the log instead.
-    Metering(MeteringArgs),
+    Metering(MeteringCommand),
     /// Work with the event stream (`persql events tail`).
     Events(EventsArgs),
     /// Apply a folder of `NNNN_name.sql` migrations to a template over HTTP.
@@ -39,17 +39,17 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
-struct MeteringArgs {
+struct MeteringCommand {
     #[command(subcommand)]
     action: Option<MeteringAction>,
     #[command(flatten)]
-    config: Config,
+    args: config::MeteringArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum MeteringAction {
     /// Drop the ledger, balances and usage, and rebuild them by replaying the event log.
-    Rebuild(Config),
+    Rebuild(config::RebuildArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,28 +91,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config, Components::All).await,
         Command::Api(config) => serve(config, Components::Api).await,
-        Command::Provisioner(config) => {
-            let running = start(config, Components::Provisioner).await?;
+        Command::Provisioner(args) => {
+            let running = start(args.into(), Components::Provisioner).await?;
             tracing::info!("provisioner running");
             shutdown_signal(running.shutdown.clone()).await;
             running.stop().await;
             Ok(())
         }
-        Command::Metering(MeteringArgs {
-            action: None,
-            config,
-        }) => {
-            let running = start(config, Components::Metering).await?;
+        Command::Metering(MeteringCommand { action: None, args }) => {
+            let running = start(args.into(), Components::Metering).await?;
             tracing::info!("metering running");
             shutdown_signal(running.shutdown.clone()).await;
             running.stop().await;
             Ok(())
         }
-        Command::Metering(MeteringArgs {
-            action: Some(MeteringAction::Rebuild(config)),
+        Command::Metering(MeteringCommand {
+            action: Some(MeteringAction::Rebuild(args)),
             ..
         }) => {
-            let report = crate::tail::rebuild(config).await?;
+            let report = crate::tail::rebuild(args).await?;
             println!(
                 "replayed {} events through log position {}",
                 report.events, report.through_seq
@@ -131,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, components: Components) -> anyhow::Result<()> {
-    let listen = config.listen;
+    let listen = config.http.listen;
     let running = start(config, components).await?;
     if let Some(token) = &running.generated_admin_token {
         // Printed once: only its hash is stored.

@@ -118,7 +118,7 @@ pub async fn ensure(
             .wait(
                 &state.cp,
                 &rec.id,
-                Duration::from_millis(state.config.provision_timeout_ms),
+                Duration::from_millis(state.config.http.provision_timeout_ms),
             )
             .await?
             .ok_or(DatabaseError::ProvisionTimeout)?,

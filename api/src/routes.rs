@@ -123,7 +123,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = std::sync::Arc::new(doc);
-    let body_limit = state.config.max_body_bytes;
+    let body_limit = state.config.http.max_body_bytes;
     let cors = state.cors.clone();
     api.merge(system::router(doc))
         .merge(page_routes())

@@ -7,7 +7,7 @@ use persql_events::{Bus, BusConfig, ControlPlane};
 use persql_metering::rebuild::RebuildReport;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Connections, RebuildArgs};
 
 /// Filters for `persql events tail`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,7 @@ pub struct TailArgs {
     #[arg(long = "type")]
     pub ty: Option<String>,
     #[command(flatten)]
-    pub config: Config,
+    pub connections: Connections,
 }
 
 /// True when event type suffix `ty` matches the `--type` filter.
@@ -34,7 +34,7 @@ pub fn type_matches(filter: &str, ty: &str) -> bool {
     }
 }
 
-async fn connect(config: &Config) -> anyhow::Result<(ControlPlane, Bus)> {
+async fn connect(config: &Connections) -> anyhow::Result<(ControlPlane, Bus)> {
     std::fs::create_dir_all(&config.data_dir)?;
     let cp = ControlPlane::connect(config.database_url.as_deref(), &config.data_dir)
         .await
@@ -51,7 +51,7 @@ async fn connect(config: &Config) -> anyhow::Result<(ControlPlane, Bus)> {
 
 /// Prints live events matching the filters as JSON lines until `shutdown`.
 pub async fn tail(args: TailArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (_cp, bus) = connect(&args.config).await?;
+    let (_cp, bus) = connect(&args.connections).await?;
     let mut rx = bus.tail(shutdown.clone()).await?;
     let stdout = std::io::stdout();
     while let Some(e) = rx.recv().await {
@@ -78,10 +78,9 @@ pub async fn tail(args: TailArgs, shutdown: CancellationToken) -> anyhow::Result
 }
 
 /// Rebuilds the metering projections from the log.
-pub async fn rebuild(config: Config) -> anyhow::Result<RebuildReport> {
-    let prices = config.prices()?;
-    let (cp, _) = connect(&config).await?;
-    let report = persql_metering::rebuild(&cp, prices).await?;
+pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<RebuildReport> {
+    let (cp, _) = connect(&args.connections).await?;
+    let report = persql_metering::rebuild(&cp, args.pricing.prices()).await?;
     cp.close().await;
     Ok(report)
 }

@@ -35,9 +35,9 @@ impl PerSql {
     ) -> anyhow::Result<(Self, String)> {
         let admin = format!("psql_admin_{}", hex::encode(rand::random::<[u8; 20]>()));
         let mut config = Config::for_data_dir(data_dir);
-        config.admin_token = Some(admin.clone());
+        config.http.admin_token = Some(persql_api::tokens::Secret::from_config(admin.clone()));
         // Tokens must outlive a full-size run (provisioning 100k databases takes minutes).
-        config.token_ttl_secs = config.token_ttl_secs.max(24 * 3600);
+        config.http.token_ttl_secs = config.http.token_ttl_secs.max(24 * 3600);
         tweak(&mut config);
         let running = persql_api::start(config, Components::All).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -108,8 +108,8 @@ pub async fn run(
     let bare_before = bare(&root, &seed, databases).await?;
     let mut lane = None;
     let (persql, admin) = PerSql::start_with(root.join("persql"), |c| {
-        c.migration_concurrency = concurrency;
-        lane = Some(c.storage());
+        c.rollout.migration_concurrency = concurrency;
+        lane = Some(c.storage_config());
     })
     .await?;
     let lane = lane.context("the storage configuration")?;

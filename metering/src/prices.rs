@@ -1,7 +1,7 @@
 //! Prices: what each kind of usage costs, in nano-units, and the cost formulas shared by
 //! the metering consumer and the API's local spend estimate.
 
-use crate::money::{Money, MoneyError};
+use crate::money::Money;
 
 /// Seconds in the 30-day month storage is priced by.
 const MONTH_SECS: i128 = 30 * 24 * 3600;
@@ -31,24 +31,6 @@ impl Default for Prices {
 }
 
 impl Prices {
-    /// Parses the five decimal strings (currency units, ≥ 0, ≤ 9 decimals).
-    pub fn parse(
-        query: &str,
-        row_read: &str,
-        row_written: &str,
-        storage_gb_month: &str,
-        database: &str,
-    ) -> Result<Self, (&'static str, MoneyError)> {
-        let p = |name: &'static str, s: &str| Money::parse_non_negative(s).map_err(|e| (name, e));
-        Ok(Self {
-            query: p("query", query)?,
-            row_read: p("row read", row_read)?,
-            row_written: p("row written", row_written)?,
-            storage_gb_month: p("storage GB-month", storage_gb_month)?,
-            database: p("database", database)?,
-        })
-    }
-
     /// Cost of `statements` statements that read and wrote these many rows.
     pub fn query_cost(&self, statements: u64, rows_read: u64, rows_written: u64) -> Money {
         let n = |m: Money, k: u64| (m.nanos() as i128).saturating_mul(k as i128);
@@ -94,15 +76,5 @@ mod tests {
         );
         // A fresh 32 KiB schema-only database for an hour costs almost nothing.
         assert!(p.storage_cost(32 * 1024, 3600).nanos() < 100);
-    }
-
-    #[test]
-    fn prices_parse_from_decimal_strings() {
-        let p = Prices::parse("0.000002", "0", "0.00001", "1", "0.5").unwrap();
-        assert_eq!(p.query.nanos(), 2_000);
-        assert_eq!(p.row_read.nanos(), 0);
-        assert_eq!(p.database.nanos(), 500_000_000);
-        assert!(Prices::parse("-1", "0", "0", "0", "0").is_err());
-        assert!(Prices::parse("0.0000000001", "0", "0", "0", "0").is_err());
     }
 }

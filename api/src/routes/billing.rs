@@ -100,7 +100,7 @@ async fn balance_of(state: &AppState, namespace_id: &str) -> Result<BalanceRespo
     let b = read::balance(&state.cp, namespace_id).await?;
     Ok(BalanceResponse {
         balance: b.amount.to_string(),
-        currency: state.config.currency.clone(),
+        currency: state.config.http.currency.clone(),
         status: b.status().into(),
     })
 }
@@ -217,7 +217,7 @@ pub async fn get_usage(
         })
         .collect();
     Ok(Json(UsageResponse {
-        currency: state.config.currency.clone(),
+        currency: state.config.http.currency.clone(),
         group_by: name.into(),
         rows,
     }))

@@ -59,7 +59,7 @@ pub async fn provision_user(
         .as_deref()
         .map(databases::template_slug)
         .transpose()?;
-    let ttl = Duration::from_secs(state.config.token_ttl_secs);
+    let ttl = Duration::from_secs(state.config.http.token_ttl_secs);
     let namespace = (ws.namespace_id.as_str(), ws.namespace_slug.as_str());
     let p = databases::provision(&state, namespace, &subject, template, ttl).await?;
     Ok(Json(ProvisionResponse {

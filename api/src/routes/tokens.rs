@@ -55,12 +55,12 @@ pub async fn create_token(
     let role: Role = req.role.parse().map_err(|_| {
         ApiError::bad_request("invalid_request", "role must be read, write or admin")
     })?;
-    if req.ttl_seconds == 0 || req.ttl_seconds > state.config.max_token_ttl_secs {
+    if req.ttl_seconds == 0 || req.ttl_seconds > state.config.http.max_token_ttl_secs {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!(
                 "ttlSeconds must be between 1 and {}",
-                state.config.max_token_ttl_secs
+                state.config.http.max_token_ttl_secs
             ),
         ));
     }

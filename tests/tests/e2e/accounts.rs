@@ -119,7 +119,7 @@ async fn sign_in_checks_the_password_and_sign_out_ends_the_session() {
 
 #[tokio::test]
 async fn sign_in_is_rate_limited_per_email_and_address() {
-    let app = TestApp::spawn_with(|c| c.signin_max_failures = 3).await;
+    let app = TestApp::spawn_with(|c| c.http.signin_max_failures = 3).await;
     Browser::new(&app).sign_up("di@example.com").await;
     let browser = Browser::new(&app);
     let form = browser.get("/account/signin").await;
@@ -162,7 +162,8 @@ async fn sign_in_is_rate_limited_per_email_and_address() {
 
 #[tokio::test]
 async fn cookies_are_secure_when_served_over_https() {
-    let app = TestApp::spawn_with(|c| c.public_url = Some("https://persql.example".into())).await;
+    let app =
+        TestApp::spawn_with(|c| c.http.public_url = Some("https://persql.example".into())).await;
     let browser = Browser::new(&app);
     let form = browser.get("/account/signup").await;
     assert!(
@@ -263,7 +264,7 @@ async fn sign_up_validates_its_input() {
 
 #[tokio::test]
 async fn sign_up_is_rate_limited_per_address() {
-    let app = TestApp::spawn_with(|c| c.signup_max_per_window = 2).await;
+    let app = TestApp::spawn_with(|c| c.http.signup_max_per_window = 2).await;
     Browser::new(&app).sign_up("f1@example.com").await;
     Browser::new(&app).sign_up("f2@example.com").await;
     let p = Browser::new(&app)

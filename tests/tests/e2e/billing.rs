@@ -25,11 +25,11 @@ async fn provision_empty(app: &TestApp, ws: &str, subject: &str) -> (String, Str
 }
 
 fn priced(c: &mut persql_api::Config) {
-    c.price_query = "0.01".into();
-    c.price_row_read = "0".into();
-    c.price_row_written = "0.001".into();
-    c.price_database = "0.5".into();
-    c.price_storage_gb_month = "0".into();
+    c.pricing.price_query = "0.01".parse().unwrap();
+    c.pricing.price_row_read = "0".parse().unwrap();
+    c.pricing.price_row_written = "0.001".parse().unwrap();
+    c.pricing.price_database = "0.5".parse().unwrap();
+    c.pricing.price_storage_gb_month = "0".parse().unwrap();
 }
 
 #[tokio::test]
@@ -95,8 +95,8 @@ async fn usage_is_charged_at_configured_prices_to_the_callers_namespace() {
 async fn a_depleted_namespace_gets_402_until_topped_up() {
     let app = TestApp::spawn_with(|c| {
         priced(c);
-        c.price_query = "1".into();
-        c.price_database = "0".into();
+        c.pricing.price_query = "1".parse().unwrap();
+        c.pricing.price_database = "0".parse().unwrap();
     })
     .await;
     let ws = app.unfunded_namespace("acme").await;
@@ -180,9 +180,9 @@ async fn a_depleted_namespace_gets_402_until_topped_up() {
 async fn overdraft_stays_within_a_hundred_calls_under_concurrency() {
     let app = TestApp::spawn_with(|c| {
         priced(c);
-        c.price_query = "0.001".into();
-        c.price_database = "0".into();
-        c.price_row_written = "0".into();
+        c.pricing.price_query = "0.001".parse().unwrap();
+        c.pricing.price_database = "0".parse().unwrap();
+        c.pricing.price_row_written = "0".parse().unwrap();
     })
     .await;
     let ws = app.unfunded_namespace("acme").await;
@@ -349,8 +349,8 @@ async fn balances_are_visible_only_to_the_operator_and_the_namespace() {
 async fn storage_is_sampled_and_charged_to_its_payer() {
     let app = TestApp::spawn_with(|c| {
         priced(c);
-        c.price_storage_gb_month = "1000000".into();
-        c.storage_sample_secs = 1;
+        c.pricing.price_storage_gb_month = "1000000".parse().unwrap();
+        c.storage.storage_sample_secs = 1;
     })
     .await;
     let ws = app.namespace("acme").await;
@@ -389,9 +389,9 @@ async fn storage_is_sampled_and_charged_to_its_payer() {
 async fn rebuilding_the_projections_from_the_log_gives_identical_results() {
     let configure = |c: &mut persql_api::Config| {
         priced(c);
-        c.price_row_read = "0.000001".into();
-        c.storage_sample_secs = 1;
-        c.price_storage_gb_month = "1000000".into();
+        c.pricing.price_row_read = "0.000001".parse().unwrap();
+        c.storage.storage_sample_secs = 1;
+        c.pricing.price_storage_gb_month = "1000000".parse().unwrap();
     };
     let app = TestApp::spawn_with(configure).await;
     let ws = app.with_template("acme").await;
@@ -435,7 +435,7 @@ async fn rebuilding_the_projections_from_the_log_gives_identical_results() {
     let prices = {
         let mut c = persql_api::Config::for_data_dir(app.dir.clone());
         configure(&mut c);
-        c.prices().unwrap()
+        c.prices()
     };
     let report = persql_metering::rebuild(&cp, prices).await.unwrap();
     assert!(report.events > 50, "{report:?}");

@@ -82,7 +82,7 @@ async fn any_origin_may_call_with_a_bearer_token_by_default_but_never_with_crede
 #[tokio::test]
 async fn configured_origins_are_the_only_ones_allowed() {
     let app = TestApp::spawn_with(|c| {
-        c.cors_origins = vec![
+        c.http.cors_origins = vec![
             "https://notes.example".into(),
             "http://localhost:3000".into(),
         ];
@@ -130,7 +130,7 @@ async fn a_malformed_origin_setting_stops_the_server_from_starting() {
     let dir = tempfile::tempdir().unwrap();
     let backends = crate::support::Backends::fresh().await;
     let mut config = TestApp::config(dir.path().to_path_buf(), &backends);
-    config.cors_origins = vec!["notes.example/path".into()];
+    config.http.cors_origins = vec!["notes.example/path".into()];
     let err = match persql_api::start(config, persql_api::Components::All).await {
         Ok(_) => panic!("started with a malformed CORS origin"),
         Err(e) => format!("{e:#}"),

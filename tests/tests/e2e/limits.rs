@@ -35,7 +35,7 @@ async fn malformed_json_is_a_400_problem() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413() {
-    let app = TestApp::spawn_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let app = TestApp::spawn_with(|c| c.http.max_body_bytes = 64 * 1024).await;
     let ws = app.with_template("acme").await;
     let (token, db) = app.provision(&ws, "u").await;
     let big = "x".repeat(100 * 1024);
@@ -51,7 +51,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test]
 async fn oversized_results_get_413() {
-    let app = TestApp::spawn_with(|c| c.max_result_rows = 100).await;
+    let app = TestApp::spawn_with(|c| c.http.max_result_rows = 100).await;
     let ws = app.with_template("acme").await;
     let (token, db) = app.provision(&ws, "u").await;
     let sql =
@@ -91,7 +91,7 @@ async fn path_tricks_find_nothing() {
 
 #[tokio::test]
 async fn runaway_query_times_out_while_others_are_served() {
-    let app = TestApp::spawn_with(|c| c.query_timeout_ms = 1500).await;
+    let app = TestApp::spawn_with(|c| c.storage.query_timeout_ms = 1500).await;
     let ws = app.with_template("acme").await;
     let (a, db_a) = app.provision(&ws, "a").await;
     let (b_token, db_b) = app.provision(&ws, "b").await;

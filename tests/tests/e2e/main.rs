@@ -9,6 +9,7 @@ mod auth;
 mod bench;
 mod billing;
 mod bus;
+mod cli_help;
 mod connected_apps;
 mod cors;
 mod databases;

@@ -210,7 +210,7 @@ async fn mcp_answers_only_a_token_for_that_database() {
 #[tokio::test]
 async fn mcp_queries_are_billed_and_refused_once_the_balance_is_used_up() {
     // Each statement costs 40 of the 100.00 the namespace starts with.
-    let app = TestApp::spawn_with(|c| c.price_query = "40".into()).await;
+    let app = TestApp::spawn_with(|c| c.pricing.price_query = "40".parse().unwrap()).await;
     let ws = app.namespace("acme").await;
     let (s, b) = app
         .post("/v1/databases", &ws, json!({ "slug": "notes" }))

@@ -83,7 +83,7 @@ async fn app_calls_bill_the_app_and_the_owners_calls_bill_the_owner() {
 
 #[tokio::test]
 async fn storage_bills_the_app_while_connected_and_the_owner_after_disconnect() {
-    let app = TestApp::spawn_with(|c| c.storage_sample_secs = 1).await;
+    let app = TestApp::spawn_with(|c| c.storage.storage_sample_secs = 1).await;
     let (_, client_id, browser, t) = connected(&app, "dev", "bo@example.com").await;
     let slug = t["database"]
         .as_str()
@@ -117,7 +117,7 @@ async fn storage_bills_the_app_while_connected_and_the_owner_after_disconnect() 
 #[tokio::test]
 async fn an_app_without_funds_gets_402_while_the_owners_calls_still_work() {
     // Each query costs 40: the app's 100.00 lasts three queries.
-    let app = TestApp::spawn_with(|c| c.price_query = "40".into()).await;
+    let app = TestApp::spawn_with(|c| c.pricing.price_query = "40".parse().unwrap()).await;
     let (_, _, browser, t) = connected(&app, "dev", "cy@example.com").await;
     let db = t["database"].as_str().unwrap();
     let ns = browser.namespace().await;

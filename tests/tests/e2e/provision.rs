@@ -270,7 +270,7 @@ async fn a_failed_provision_is_retried_on_the_next_call() {
 
 #[tokio::test]
 async fn provision_tokens_live_for_the_configured_ttl() {
-    let app = TestApp::spawn_with(|c| c.token_ttl_secs = 1).await;
+    let app = TestApp::spawn_with(|c| c.http.token_ttl_secs = 1).await;
     let ws = app.with_template("acme").await;
     let (s, b) = app
         .post(
@@ -303,5 +303,5 @@ async fn provision_tokens_live_for_the_configured_ttl() {
 #[test]
 fn default_provision_token_ttl_is_one_hour() {
     let config = persql_api::Config::for_data_dir("unused".into());
-    assert_eq!(config.token_ttl_secs, 3600);
+    assert_eq!(config.http.token_ttl_secs, 3600);
 }

@@ -41,7 +41,9 @@ async fn insert_duplicate_bodies(app: &TestApp, token: &str, db: &str) {
 
 #[tokio::test]
 async fn a_database_behind_catches_up_once_before_concurrent_queries() {
-    let app = TestApp::spawn_with(|c| c.migration_rollout = "off".into()).await;
+    let app =
+        TestApp::spawn_with(|c| c.rollout.migration_rollout = persql_api::config::Switch::Off)
+            .await;
     let ws = app.with_template("acme").await;
     let (token, db) = app.provision(&ws, "u1").await;
     let (other_token, other) = app.provision(&ws, "u2").await;
@@ -70,7 +72,9 @@ async fn a_database_behind_catches_up_once_before_concurrent_queries() {
 
 #[tokio::test]
 async fn the_rollout_resumes_after_a_restart_and_never_applies_twice() {
-    let app = TestApp::spawn_with(|c| c.migration_rollout = "off".into()).await;
+    let app =
+        TestApp::spawn_with(|c| c.rollout.migration_rollout = persql_api::config::Switch::Off)
+            .await;
     let ws = app.with_template("acme").await;
     let mut dbs = Vec::new();
     for i in 0..6 {

@@ -75,10 +75,10 @@ impl TestApp {
     /// A config as the binary would build it, pointed at `dir` and `backends`.
     pub fn config(dir: PathBuf, backends: &Backends) -> Config {
         let mut config = Config::for_data_dir(dir);
-        config.admin_token = Some(ADMIN.into());
-        config.database_url = backends.database_url.clone();
-        config.nats_url = backends.nats_url.clone();
-        config.nats_prefix = backends.nats_prefix.clone();
+        config.http.admin_token = Some(persql_api::tokens::Secret::from_config(ADMIN.into()));
+        config.connections.database_url = backends.database_url.clone();
+        config.connections.nats_url = backends.nats_url.clone();
+        config.connections.nats_prefix = backends.nats_prefix.clone();
         config
     }
 
@@ -97,7 +97,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = Self::config(dir.clone(), &backends);
-        config.public_url = Some(base.clone());
+        config.http.public_url = Some(base.clone());
         tweak(&mut config);
         let running = persql_api::start(config, components).await.expect("start");
         let state = running.state.clone().expect("state");
