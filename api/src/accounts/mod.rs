@@ -85,26 +85,26 @@ impl Accounts {
     }
 
     /// The account with id `id`.
-    pub async fn get(cp: &ControlPlane, id: &str) -> Result<Option<Account>, ApiError> {
+    pub async fn get(cp: &ControlPlane, id: &str) -> Result<Option<Account>, sqlx::Error> {
         let q = format!("{SELECT} WHERE a.id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(id)
             .fetch_optional(cp.pool())
             .await?;
-        Ok(row.as_ref().map(account).transpose()?)
+        row.as_ref().map(account).transpose()
     }
 
     /// The account owning namespace `namespace_id`, if it is an account's namespace.
     pub async fn by_namespace(
         cp: &ControlPlane,
         namespace_id: &str,
-    ) -> Result<Option<Account>, ApiError> {
+    ) -> Result<Option<Account>, sqlx::Error> {
         let q = format!("{SELECT} WHERE a.namespace_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(namespace_id)
             .fetch_optional(cp.pool())
             .await?;
-        Ok(row.as_ref().map(account).transpose()?)
+        row.as_ref().map(account).transpose()
     }
 
     /// Checks credentials; `None` when they are wrong (or nobody has that email).

@@ -85,7 +85,7 @@ pub async fn current(cp: &ControlPlane, headers: &HeaderMap) -> Result<Option<Ac
         .fetch_optional(cp.pool())
         .await?;
     match row {
-        Some(r) => Accounts::get(cp, &r.try_get::<String, _>(0)?).await,
+        Some(r) => Ok(Accounts::get(cp, &r.try_get::<String, _>(0)?).await?),
         None => Ok(None),
     }
 }

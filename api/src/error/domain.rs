@@ -3,7 +3,9 @@
 use persql_metering::{Unfunded, topups::TopupError};
 
 use super::ApiError;
-use crate::{databases::DatabaseError, namespaces::NamespaceError, queries::QueryError};
+use crate::{
+    databases::DatabaseError, namespaces::NamespaceError, oauth::GrantError, queries::QueryError,
+};
 
 impl From<NamespaceError> for ApiError {
     fn from(e: NamespaceError) -> Self {
@@ -73,6 +75,19 @@ impl From<DatabaseError> for ApiError {
             DatabaseError::Registry(e) => e.into(),
             DatabaseError::Storage(e) => e.into(),
             DatabaseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::NotConnected => Self::not_found("app_not_connected", e.to_string()),
+            GrantError::Signing(m) => Self::Internal(format!("signing the ID token: {m}")),
+            GrantError::Database(e) => e.into(),
+            GrantError::Unfunded(e) => e.into(),
+            GrantError::Registry(e) => e.into(),
+            GrantError::Store(e) => e.into(),
         }
     }
 }

@@ -3,8 +3,11 @@
 use persql_events::{Envelope, GrantRevoked, now_ms, outbox};
 use sqlx::Row;
 
-use super::grants::{active, revoke, set_payer};
-use crate::{accounts::Account, error::ApiError, state::AppState};
+use super::{
+    GrantError,
+    grants::{active, revoke, set_payer},
+};
+use crate::{accounts::Account, state::AppState};
 
 /// An active grant as the account sees it.
 #[derive(Debug)]
@@ -24,19 +27,13 @@ pub async fn disconnect(
     state: &AppState,
     account: &Account,
     client_id: &str,
-) -> Result<(), ApiError> {
-    let not_connected = || {
-        ApiError::not_found(
-            "app_not_connected",
-            "this app holds no database in the account",
-        )
-    };
+) -> Result<(), GrantError> {
     let app = super::apps::find(&state.cp, client_id)
         .await?
-        .ok_or_else(not_connected)?;
+        .ok_or(GrantError::NotConnected)?;
     let mut tx = state.cp.begin().await?;
     let Some((grant_id, database_id, _)) = active(&mut tx, &account.id, client_id).await? else {
-        return Err(not_connected());
+        return Err(GrantError::NotConnected);
     };
     let token_ids: Vec<String> = sqlx::query(
         "SELECT id FROM tokens WHERE database_id = $1 AND billed_namespace_id = $2 \
@@ -83,7 +80,7 @@ pub async fn disconnect(
 }
 
 /// The apps holding a database in the account, most recently connected first.
-pub async fn list(state: &AppState, account: &Account) -> Result<Vec<ConnectedApp>, ApiError> {
+pub async fn list(state: &AppState, account: &Account) -> Result<Vec<ConnectedApp>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT g.client_id, a.name, g.database_id, d.slug, g.connected_at, g.last_used_at \
          FROM oauth_grants g JOIN oauth_apps a ON a.client_id = g.client_id \
@@ -104,6 +101,5 @@ pub async fn list(state: &AppState, account: &Account) -> Result<Vec<ConnectedAp
                 last_used_at: r.try_get(5)?,
             })
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(ApiError::from)
+        .collect()
 }

@@ -5,8 +5,9 @@ use persql_events::now_ms;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::GrantError;
 use super::{apps::OAuthApp, codes, grants};
-use crate::{accounts::Accounts, error::ApiError, state::AppState};
+use crate::{accounts::Accounts, state::AppState};
 
 /// Why a code is refused; all are `invalid_grant` on the wire, with this as description.
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +27,12 @@ pub enum RedeemError {
     #[error("the code was already used, or the app was disconnected")]
     NoLongerValid,
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Grant(#[from] GrantError),
 }
 
 impl From<sqlx::Error> for RedeemError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Api(e.into())
+        Self::Grant(e.into())
     }
 }
 
@@ -124,7 +125,7 @@ pub async fn redeem(
         let jwt = state
             .signing_key
             .sign(&claims)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| GrantError::Signing(e.to_string()))?;
         Some(jwt)
     } else {
         None

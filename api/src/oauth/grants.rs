@@ -8,12 +8,11 @@ use persql_provisioner::subject_slug;
 use persql_storage::Role;
 use sqlx::Row;
 
-use super::apps::OAuthApp;
 pub use super::connections::{ConnectedApp, disconnect, list};
+use super::{GrantError, apps::OAuthApp};
 use crate::{
     accounts::Account,
     databases::{self, Owner},
-    error::ApiError,
     state::AppState,
     tokens::{self, NewToken, TokenKind},
 };
@@ -29,7 +28,7 @@ pub async fn approve(
     state: &AppState,
     account: &Account,
     app: &OAuthApp,
-) -> Result<String, ApiError> {
+) -> Result<String, GrantError> {
     let slug = database_slug(&account.namespace_id, &app.client_id);
     let owner = Owner {
         namespace_id: &account.namespace_id,
@@ -136,7 +135,7 @@ pub(super) async fn revoke(
     namespace_slug: &str,
     ids: &[String],
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), GrantError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -169,7 +168,7 @@ pub async fn exchange(
     account: &Account,
     app: &OAuthApp,
     code_hash: &str,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String)>, GrantError> {
     let mut tx = state.cp.begin().await?;
     let Some((grant_id, database_id, old)) = active(&mut tx, &account.id, &app.client_id).await?
     else {
@@ -216,7 +215,7 @@ pub async fn revoke_reused(
     state: &AppState,
     namespace_slug: &str,
     token_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), GrantError> {
     let mut tx = state.cp.begin().await?;
     sqlx::query("UPDATE oauth_grants SET token_id = NULL WHERE token_id = $1")
         .bind(token_id)

@@ -10,6 +10,37 @@ pub mod keys;
 pub mod redirect;
 pub mod usage;
 
+use persql_events::StoreError;
+use persql_metering::Unfunded;
+use persql_provisioner::RegistryError;
+
+use crate::databases::DatabaseError;
+
+/// Why a grant could not be made, exchanged or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// The app holds no database in the account (404 `app_not_connected`).
+    #[error("this app holds no database in the account")]
+    NotConnected,
+    /// The ID token could not be signed.
+    #[error("signing the ID token: {0}")]
+    Signing(String),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Unfunded(#[from] Unfunded),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
 /// Scopes an app may ask for: `openid` (an ID token) and `database` (its private database,
 /// always granted).
 pub const SCOPES: [&str; 2] = ["openid", "database"];

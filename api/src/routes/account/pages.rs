@@ -46,7 +46,7 @@ pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> 
     let cookies: Vec<String> = set.into_iter().collect();
     match grants::list(&state, &account).await {
         Ok(apps) => pages::account::home(&account, &apps, &csrf, &cookies),
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 
@@ -140,7 +140,7 @@ pub async fn disconnect_form(
     };
     match grants::disconnect(&state, &account, &client_id).await {
         Ok(()) => pages::see_other("/account", &[]),
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 

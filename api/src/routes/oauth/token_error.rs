@@ -77,7 +77,7 @@ impl From<ApiError> for OAuthError {
 impl From<RedeemError> for OAuthError {
     fn from(e: RedeemError) -> Self {
         match e {
-            RedeemError::Api(e) => e.into(),
+            RedeemError::Grant(e) => ApiError::from(e).into(),
             e @ (RedeemError::UnknownCode
             | RedeemError::OtherClient
             | RedeemError::Reused
