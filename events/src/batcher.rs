@@ -132,7 +132,16 @@ mod tests {
         batcher.send(a.clone()).await;
         batcher.send(b.clone()).await;
         logged(&cp, 3).await;
-        let held = cp.handoff().after(0, usize::MAX);
+        // A batch is handed over just after its commit: the log may show it a moment sooner.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let held = loop {
+            let held = cp.handoff().after(0, usize::MAX);
+            let n: usize = held.iter().map(|c| c.events.len()).sum();
+            if n >= 2 || tokio::time::Instant::now() >= deadline {
+                break held;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         let ids: Vec<&str> = held
             .iter()
             .flat_map(|c| c.events.iter().map(|e| e.id.as_str()))

@@ -91,3 +91,93 @@ impl From<GrantError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use persql_storage::StorageError;
+
+    use super::*;
+
+    fn mapped(e: impl Into<ApiError>) -> (StatusCode, &'static str) {
+        let (status, code, _) = e.into().parts();
+        (status, code)
+    }
+
+    #[test]
+    fn each_domain_error_has_its_status_and_problem_code() {
+        let unfunded = || Unfunded {
+            namespace_slug: "acme".into(),
+        };
+        let cases = [
+            (
+                mapped(NamespaceError::Exists("acme".into())),
+                (StatusCode::CONFLICT, "namespace_exists"),
+            ),
+            (
+                mapped(DatabaseError::Exists("t".into())),
+                (StatusCode::CONFLICT, "database_exists"),
+            ),
+            (
+                mapped(DatabaseError::TemplateNotFound),
+                (StatusCode::NOT_FOUND, "template_not_found"),
+            ),
+            (
+                mapped(DatabaseError::ProvisionTimeout),
+                (StatusCode::SERVICE_UNAVAILABLE, "provision_timeout"),
+            ),
+            (
+                mapped(DatabaseError::ProvisionFailed("gone".into())),
+                (StatusCode::SERVICE_UNAVAILABLE, "provision_failed"),
+            ),
+            (
+                mapped(DatabaseError::Unfunded(unfunded())),
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+            ),
+            (
+                mapped(QueryError::Unfunded(unfunded())),
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+            ),
+            (
+                mapped(QueryError::Storage(StorageError::Timeout)),
+                (StatusCode::REQUEST_TIMEOUT, "query_timeout"),
+            ),
+            (
+                mapped(QueryError::Batch {
+                    index: 2,
+                    error: StorageError::DdlNotAllowed("CREATE TABLE".into()),
+                }),
+                (StatusCode::FORBIDDEN, "ddl_not_allowed"),
+            ),
+            (
+                mapped(TopupError::ReferenceConflict {
+                    reference: "r".into(),
+                    earlier: persql_metering::Money::from_nanos(1),
+                }),
+                (StatusCode::CONFLICT, "reference_conflict"),
+            ),
+            (
+                mapped(GrantError::NotConnected),
+                (StatusCode::NOT_FOUND, "app_not_connected"),
+            ),
+            (
+                mapped(GrantError::Signing("no key".into())),
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_statement_keeps_its_index() {
+        let e: ApiError = QueryError::Batch {
+            index: 3,
+            error: StorageError::Sql("no such table: t".into()),
+        }
+        .into();
+        assert!(matches!(e, ApiError::Batch { index: 3, .. }));
+        assert_eq!(e.code(), "sql_error");
+    }
+}

@@ -82,7 +82,7 @@ pub struct DryRunResponse {
 
 /// Record a template migration (201; 200 when this version is already recorded with the
 /// same SQL), or dry-run it.
-#[utoipa::path(post, path = "/v1/databases/{ns}/{template}/migrations", tag = "migrations",
+#[utoipa::path(post, path = "/v1/databases/{ns}/{template}/migrations", tag = "template-migrations",
     params(("ns" = String, Path), ("template" = String, Path), CreateMigrationParams),
     request_body = CreateMigrationRequest,
     responses(

@@ -81,7 +81,7 @@ pub struct RetryResponse {
 }
 
 /// List the template's migrations with rollout counts.
-#[utoipa::path(get, path = "/v1/databases/{ns}/{template}/migrations", tag = "migrations",
+#[utoipa::path(get, path = "/v1/databases/{ns}/{template}/migrations", tag = "template-migrations",
     params(("ns" = String, Path), ("template" = String, Path)),
     responses(
         (status = 200, body = MigrationList),
@@ -102,7 +102,7 @@ pub async fn list_migrations(
 }
 
 /// One migration with its counts and the databases it failed on.
-#[utoipa::path(get, path = "/v1/databases/{ns}/{template}/migrations/{version}", tag = "migrations",
+#[utoipa::path(get, path = "/v1/databases/{ns}/{template}/migrations/{version}", tag = "template-migrations",
     params(("ns" = String, Path), ("template" = String, Path), ("version" = i64, Path), FailedParams),
     responses(
         (status = 200, body = MigrationDetail),
@@ -143,7 +143,7 @@ pub async fn get_migration(
 }
 
 /// Retry a migration on the databases it failed on (202: the rollout does it).
-#[utoipa::path(post, path = "/v1/databases/{ns}/{template}/migrations/{version}/retry", tag = "migrations",
+#[utoipa::path(post, path = "/v1/databases/{ns}/{template}/migrations/{version}/retry", tag = "template-migrations",
     params(("ns" = String, Path), ("template" = String, Path), ("version" = i64, Path)),
     responses(
         (status = 202, body = RetryResponse),
