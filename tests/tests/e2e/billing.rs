@@ -176,8 +176,11 @@ async fn a_depleted_namespace_gets_402_until_topped_up() {
     }
 }
 
-#[tokio::test]
-async fn overdraft_stays_within_a_hundred_calls_under_concurrency() {
+/// Clients calling at once in `overdraft_stays_within_the_requests_in_flight`.
+const CLIENTS: u32 = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overdraft_stays_within_the_requests_in_flight() {
     let app = TestApp::spawn_with(|c| {
         priced(c);
         c.pricing.price_query = "0.001".parse().unwrap();
@@ -189,7 +192,7 @@ async fn overdraft_stays_within_a_hundred_calls_under_concurrency() {
     app.topup("acme", "0.2", "t").await;
     let (token, db) = provision_empty(&app, &ws, "u").await;
     let path = format!("/v1/databases/{db}/query");
-    let clients = (0..8).map(|_| {
+    let clients = (0..CLIENTS).map(|_| {
         let (app, path, token) = (&app, path.clone(), token.clone());
         async move {
             let mut ok = 0u32;
@@ -214,7 +217,12 @@ async fn overdraft_stays_within_a_hundred_calls_under_concurrency() {
         served.saturating_sub(200)
     );
     assert!(served >= 200, "paid calls were refused: {served}");
-    assert!(served - 200 <= 100, "overdraft of {} calls", served - 200);
+    // docs/billing.md: with one API process, at most the requests in flight slip through.
+    assert!(
+        served - 200 <= CLIENTS,
+        "overdraft of {} calls with {CLIENTS} in flight",
+        served - 200
+    );
 }
 
 #[tokio::test]
