@@ -36,6 +36,21 @@ async fn workspace_creates_lists_and_deletes_databases() {
         )
         .await;
     assert_eq!(rest["databases"].as_array().unwrap().len(), 1);
+    let user_slug = db.split_once('/').unwrap().1;
+    let id = list["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["databases"].as_array().unwrap())
+        .find(|d| d["slug"] == user_slug)
+        .expect("the user's database is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !tenant_files_of(&app.dir, &id).is_empty(),
+        "the database's file exists before deletion"
+    );
 
     let (s, _) = app
         .call(
@@ -64,6 +79,11 @@ async fn workspace_creates_lists_and_deletes_databases() {
         )
         .await;
     assert_problem(s, &b, StatusCode::UNAUTHORIZED, "invalid_token");
+    let left = tenant_files_of(&app.dir, &id);
+    assert!(
+        left.is_empty(),
+        "files of the deleted database remain: {left:?}"
+    );
     let (s, b) = app
         .call(
             Method::DELETE,
@@ -112,4 +132,28 @@ async fn database_slugs_are_validated() {
         let (s, b) = app.get(&format!("/v1/databases?{query}"), &ws).await;
         assert_problem(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
     }
+}
+
+/// Files under `<data dir>/tenants` that belong to database `id` (`<id>.db`, `-wal`, `-shm`).
+fn tenant_files_of(data_dir: &std::path::Path, id: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![data_dir.join("tenants")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{id}.db"))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
