@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use persql_events::{
-    Bus, BusConfig, ControlPlane, DatabaseDeleted, Provisioned, QueryEventBatcher,
-    TemplateMigrationAdded, TokensRevoked,
+    Backend, Bus, BusConfig, ControlPlane, DatabaseDeleted, Envelope, Provisioned,
+    QueryEventBatcher, TemplateMigrationAdded, TokensRevoked, Tx, outbox,
 };
 use persql_metering::{Funding, MeteringHandler};
 use persql_provisioner::{
@@ -174,6 +174,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         limiter,
         signing_key,
         grants_used: GrantUsage::new(cp.clone()),
+        tokens_used: tokens::TokenUsage::new(cp.clone()),
         template_versions,
     }));
     tasks.push(spawn_invalidation(&state, tail));
@@ -248,15 +249,27 @@ async fn bootstrap_operator(
                 t.starts_with("psql_admin_") && t.len() >= "psql_admin_".len() + 32,
                 "PERSQL_ADMIN_TOKEN must start with psql_admin_ and carry at least 32 more characters"
             );
-            let known = sqlx::query("SELECT 1 FROM tokens WHERE hash = $1")
-                .bind(secret.hash())
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if !known {
-                let id = uuid::Uuid::now_v7().simple().to_string();
-                tokens::insert(&mut tx, &id, &secret, &no_ns).await?;
-            }
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT id FROM tokens WHERE hash = $1 AND kind = 'operator'")
+                    .bind(secret.hash())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = match known {
+                Some(id) => {
+                    // Configured again after a rotation away from it: it works again.
+                    sqlx::query("UPDATE tokens SET revoked_at = NULL WHERE id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    id
+                }
+                None => {
+                    let id = uuid::Uuid::now_v7().simple().to_string();
+                    tokens::insert(&mut tx, &id, &secret, &no_ns).await?;
+                    id
+                }
+            };
+            rotate_operator(&mut tx, cp.backend(), &id).await?;
             None
         }
         None => {
@@ -274,6 +287,42 @@ async fn bootstrap_operator(
             }
         }
     };
-    tx.commit().await?;
+    cp.commit(tx).await?;
     Ok(generated)
+}
+
+/// Rotation: the configured operator token `current` is the only one. Every other operator
+/// token is revoked, and `token.revoked` tells running processes to drop it from their caches.
+async fn rotate_operator(tx: &mut Tx, backend: Backend, current: &str) -> anyhow::Result<()> {
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM tokens WHERE kind = 'operator' AND revoked_at IS NULL AND id <> $1",
+    )
+    .bind(current)
+    .fetch_all(&mut **tx)
+    .await?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE kind = 'operator' AND revoked_at IS NULL AND id <> $2",
+    )
+    .bind(persql_events::now_ms())
+    .bind(current)
+    .execute(&mut **tx)
+    .await?;
+    tracing::info!(
+        revoked = old.len(),
+        "operator token rotated: the earlier ones no longer work"
+    );
+    let event = Envelope::new(
+        "/persql/api",
+        "_operator",
+        "tokens",
+        &TokensRevoked {
+            token_ids: old,
+            reason: "operator token rotated".into(),
+        },
+    );
+    outbox::append(tx, backend, &[event]).await?;
+    Ok(())
 }

@@ -43,7 +43,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        Ok(Self(state.auth.authenticate(token).await?))
+        let principal = state.auth.authenticate(token).await?;
+        state.tokens_used.touch(principal.token_id());
+        Ok(Self(principal))
     }
 }
 

@@ -21,6 +21,7 @@ use crate::{
     error::ApiError,
     oauth::{keys::SigningKey, usage::GrantUsage},
     principal::Auth,
+    tokens::TokenUsage,
 };
 
 /// A boxed tower service answering HTTP requests (the MCP server), so that this module
@@ -65,6 +66,8 @@ pub struct App {
     pub signing_key: SigningKey,
     /// Debounced `last_used_at` of OAuth grants.
     pub grants_used: GrantUsage,
+    /// Debounced `last_used_at` of tokens.
+    pub tokens_used: TokenUsage,
     /// Each template's latest migration version (the query path's catch-up check).
     pub template_versions: TemplateVersions,
 }

@@ -31,4 +31,5 @@ mod readme;
 mod template_migrations;
 mod template_migrations_cli;
 mod template_migrations_rollout;
+mod tokens;
 mod tools;

@@ -158,9 +158,9 @@ pub async fn mint_token_form(
         account.namespace_id.as_str(),
         account.namespace_slug.as_str(),
     );
-    let minted = tokens::mint_workspace_token(&state.cp, namespace);
+    let minted = tokens::mint_workspace_token(&state.cp, namespace, None);
     match minted.await {
-        Ok(secret) => pages::account::token_minted(&account, secret.expose()),
+        Ok((secret, _)) => pages::account::token_minted(&account, secret.expose()),
         Err(e) => pages::api_error(e.into()),
     }
 }

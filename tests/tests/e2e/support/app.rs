@@ -133,10 +133,15 @@ impl TestApp {
     }
 
     /// Stops the server cleanly and starts a new one on the same data dir and backends.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart) with `tweak` applied to the new server's config.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
         let tmp = self._tmp.take();
         self.stop().await;
-        let mut app = Self::start(self.dir.clone(), self.backends.clone(), |_| {}).await;
+        let mut app = Self::start(self.dir.clone(), self.backends.clone(), tweak).await;
         app._tmp = tmp;
         app
     }

@@ -1,5 +1,9 @@
 //! Tokens: opaque random secrets with a kind prefix, stored only as SHA-256 hashes.
 
+mod listing;
+
+pub use listing::{TokenRecord, TokenUsage, list, revoke};
+
 use std::fmt;
 
 use persql_events::{
@@ -125,15 +129,16 @@ pub async fn mint(
     Ok((id, secret))
 }
 
-/// Mints a workspace token of namespace `namespace` (id, slug), billed to it and never
-/// expiring (a person's own token for their account's namespace), in its own transaction.
+/// Mints a workspace token of namespace `namespace` (id, slug), billed to it, expiring at
+/// `expires_at` (none: never), in its own transaction. Returns the secret and the token's id.
 pub async fn mint_workspace_token(
     cp: &ControlPlane,
     namespace: (&str, &str),
-) -> Result<Secret, StoreError> {
+    expires_at: Option<i64>,
+) -> Result<(Secret, String), StoreError> {
     let (namespace_id, namespace_slug) = namespace;
     let mut tx = cp.begin().await?;
-    let (_, secret) = mint(
+    let (id, secret) = mint(
         &mut tx,
         cp.backend(),
         &NewToken {
@@ -143,12 +148,12 @@ pub async fn mint_workspace_token(
             database_id: None,
             role: None,
             billed_namespace_id: Some(namespace_id),
-            expires_at: None,
+            expires_at,
         },
     )
     .await?;
     cp.commit(tx).await?;
-    Ok(secret)
+    Ok((secret, id))
 }
 
 /// Mints a token for database `database_id` of namespace `namespace` (id, slug), billed to
