@@ -53,12 +53,23 @@ pub struct Running {
 
 impl Running {
     /// Stops background tasks (draining queued query events) and closes the control plane.
+    /// A background task that panicked is not hidden: its panic resumes here, once everything
+    /// else has stopped (so the process, or the test, fails).
     pub async fn stop(self) {
         self.shutdown.cancel();
+        let mut panicked = None;
         for t in self.tasks {
-            let _ = t.await;
+            if let Err(e) = t.await
+                && e.is_panic()
+                && panicked.is_none()
+            {
+                panicked = Some(e.into_panic());
+            }
         }
         self.cp.close().await;
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
@@ -325,4 +336,39 @@ async fn rotate_operator(tx: &mut Tx, backend: Backend, current: &str) -> anyhow
     );
     outbox::append(tx, backend, &[event]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn running_with(task: JoinHandle<()>) -> (Running, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = ControlPlane::connect(None, dir.path()).await.unwrap();
+        let running = Running {
+            state: None,
+            generated_admin_token: None,
+            shutdown: CancellationToken::new(),
+            tasks: vec![task],
+            cp,
+        };
+        (running, dir)
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "consumer broke")]
+    async fn stopping_resumes_a_background_tasks_panic() {
+        let (running, _dir) = running_with(tokio::spawn(async { panic!("consumer broke") })).await;
+        running.stop().await;
+    }
+
+    #[tokio::test]
+    async fn stopping_quietly_ends_tasks_that_end_with_the_shutdown() {
+        let token = CancellationToken::new();
+        let waiting = token.clone();
+        let (mut running, _dir) =
+            running_with(tokio::spawn(async move { waiting.cancelled().await })).await;
+        running.shutdown = token;
+        running.stop().await;
+    }
 }
