@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod catch_up;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod cors;
 pub mod databases;

@@ -2,7 +2,9 @@
 
 use std::{sync::OnceLock, time::Instant};
 
-use axum::{extract::MatchedPath, extract::Request, middleware::Next, response::Response};
+use axum::{
+    extract::MatchedPath, extract::Request, http::Method, middleware::Next, response::Response,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Installs the tracing subscriber (`RUST_LOG`, default `info`). Safe to call twice.
@@ -34,7 +36,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let res = next.run(req).await;
     let labels = [
@@ -48,6 +50,23 @@ pub async fn track(req: Request, next: Next) -> Response {
     res
 }
 
+/// The method as a metric label: the standard ones by name, any other as `other`, so
+/// made-up methods cannot grow the number of series without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// Unix milliseconds as RFC 3339 (UTC).
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
@@ -57,4 +76,17 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let made_up = |s: &str| Method::from_bytes(s.as_bytes()).unwrap();
+        assert_eq!(method_label(&made_up("BREW")), "other");
+        assert_eq!(method_label(&made_up("get")), "other");
+    }
 }

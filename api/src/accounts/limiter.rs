@@ -1,7 +1,9 @@
-//! Sign-in rate limit: failed attempts counted per (email, client IP) in a window; past the
-//! limit, sign-in answers 429 until the window passes. A success clears the count. One
-//! address also gets at most ten times the limit across all emails (password spraying).
-//! Sign-ups are counted per IP in the same window (each costs an argon2 hash and a namespace).
+//! Sign-in rate limit: attempts counted per (email, client IP) in a window; past the
+//! limit, sign-in answers 429 until the window passes. An attempt is counted *before* its
+//! password is hashed, so concurrent attempts cannot all slip past the check. A success
+//! clears the (email, IP) count and gives the IP its attempt back. One address also gets at
+//! most ten times the limit across all emails (password spraying). Sign-ups are counted per
+//! IP in the same window, also before any work (each costs an argon2 hash and a namespace).
 
 use std::{
     sync::{
@@ -13,10 +15,10 @@ use std::{
 
 use moka::sync::Cache;
 
-/// Counters of failed sign-ins.
+/// Counters of sign-in attempts and sign-ups.
 #[derive(Clone)]
 pub struct SignInLimiter {
-    failures: Cache<String, Arc<AtomicU32>>,
+    counts: Cache<String, Arc<AtomicU32>>,
     max_failures: u32,
     max_sign_ups: u32,
 }
@@ -26,7 +28,7 @@ impl SignInLimiter {
     /// accounts per IP within `window`.
     pub fn new(max_failures: u32, max_sign_ups: u32, window: Duration) -> Self {
         Self {
-            failures: Cache::builder()
+            counts: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(window)
                 .build(),
@@ -43,43 +45,50 @@ impl SignInLimiter {
         format!("\u{1}sign-up\u{0}{ip}")
     }
 
-    fn bump(&self, key: String) {
-        self.failures
-            .get_with(key, || Arc::new(AtomicU32::new(0)))
-            .fetch_add(1, Ordering::Relaxed);
+    fn counter(&self, key: String) -> Arc<AtomicU32> {
+        self.counts.get_with(key, || Arc::new(AtomicU32::new(0)))
     }
 
-    fn count(&self, key: &str) -> u32 {
-        self.failures
-            .get(key)
-            .map_or(0, |n| n.load(Ordering::Relaxed))
+    /// Takes one of the `max` slots of `key` in one atomic step; false when none is left.
+    fn take(&self, key: String, max: u32) -> bool {
+        self.counter(key)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
-    /// False when this (email, IP), or this IP overall, has used up its attempts.
-    pub fn allowed(&self, email: &str, ip: &str) -> bool {
-        self.count(&Self::key(email, ip)) < self.max_failures
-            && self.count(&Self::key("", ip)) < self.max_failures.saturating_mul(10)
+    fn give_back(&self, key: &str) {
+        if let Some(n) = self.counts.get(key) {
+            let _ = n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, email: &str, ip: &str) {
-        self.bump(Self::key(email, ip));
-        self.bump(Self::key("", ip));
+    /// Counts a sign-in attempt before it is checked; false (and nothing counted) when this
+    /// IP overall, or this (email, IP), has used up its attempts.
+    pub fn try_attempt(&self, email: &str, ip: &str) -> bool {
+        let per_ip = Self::key("", ip);
+        if !self.take(per_ip.clone(), self.max_failures.saturating_mul(10)) {
+            return false;
+        }
+        if !self.take(Self::key(email, ip), self.max_failures) {
+            self.give_back(&per_ip);
+            return false;
+        }
+        true
     }
 
-    /// False when this IP has created `max_sign_ups` accounts within the window.
-    pub fn sign_up_allowed(&self, ip: &str) -> bool {
-        self.count(&Self::sign_up_key(ip)) < self.max_sign_ups
-    }
-
-    /// Counts an account created from `ip`.
-    pub fn signed_up(&self, ip: &str) {
-        self.bump(Self::sign_up_key(ip));
-    }
-
-    /// Clears the count after a successful sign-in.
+    /// After a successful sign-in: clears the (email, IP) count and returns the IP's
+    /// attempt (only failures count against it).
     pub fn succeeded(&self, email: &str, ip: &str) {
-        self.failures.invalidate(&Self::key(email, ip));
+        self.counts.invalidate(&Self::key(email, ip));
+        self.give_back(&Self::key("", ip));
+    }
+
+    /// Counts a sign-up from `ip` before it is done; false when this IP has used up its
+    /// sign-ups within the window.
+    pub fn try_sign_up(&self, ip: &str) -> bool {
+        self.take(Self::sign_up_key(ip), self.max_sign_ups)
     }
 }
 
@@ -90,37 +99,56 @@ mod tests {
     #[test]
     fn attempts_past_the_limit_are_refused_per_email_and_ip() {
         let l = SignInLimiter::new(2, 10, Duration::from_secs(60));
-        assert!(l.allowed("a@x", "1.1.1.1"));
-        l.failed("a@x", "1.1.1.1");
-        l.failed("a@x", "1.1.1.1");
-        assert!(!l.allowed("a@x", "1.1.1.1"));
-        assert!(l.allowed("a@x", "2.2.2.2"));
-        assert!(l.allowed("b@x", "1.1.1.1"));
+        assert!(l.try_attempt("a@x", "1.1.1.1"));
+        assert!(l.try_attempt("a@x", "1.1.1.1"));
+        assert!(!l.try_attempt("a@x", "1.1.1.1"));
+        assert!(l.try_attempt("a@x", "2.2.2.2"));
+        assert!(l.try_attempt("b@x", "1.1.1.1"));
         l.succeeded("a@x", "1.1.1.1");
-        assert!(l.allowed("a@x", "1.1.1.1"));
+        assert!(l.try_attempt("a@x", "1.1.1.1"));
     }
 
     #[test]
     fn one_address_spraying_many_emails_is_refused_too() {
         let l = SignInLimiter::new(1, 10, Duration::from_secs(60));
         for i in 0..10 {
-            assert!(l.allowed(&format!("u{i}@x"), "1.1.1.1"));
-            l.failed(&format!("u{i}@x"), "1.1.1.1");
+            assert!(l.try_attempt(&format!("u{i}@x"), "1.1.1.1"));
         }
-        assert!(!l.allowed("fresh@x", "1.1.1.1"));
-        assert!(l.allowed("fresh@x", "2.2.2.2"));
+        assert!(!l.try_attempt("fresh@x", "1.1.1.1"));
+        assert!(l.try_attempt("fresh@x", "2.2.2.2"));
+    }
+
+    #[test]
+    fn successes_do_not_use_up_the_addresss_attempts() {
+        let l = SignInLimiter::new(1, 10, Duration::from_secs(60));
+        for i in 0..30 {
+            let email = format!("u{i}@x");
+            assert!(l.try_attempt(&email, "1.1.1.1"));
+            l.succeeded(&email, "1.1.1.1");
+        }
+        assert!(l.try_attempt("fresh@x", "1.1.1.1"));
+    }
+
+    #[test]
+    fn concurrent_attempts_never_exceed_the_limit() {
+        let l = SignInLimiter::new(10, 10, Duration::from_secs(60));
+        let admitted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..40)
+                .map(|_| s.spawn(|| usize::from(l.try_attempt("a@x", "1.1.1.1"))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 10);
     }
 
     #[test]
     fn sign_ups_past_the_limit_are_refused_per_ip() {
         let l = SignInLimiter::new(1, 2, Duration::from_secs(60));
-        for _ in 0..2 {
-            assert!(l.sign_up_allowed("1.1.1.1"));
-            l.signed_up("1.1.1.1");
-        }
-        assert!(!l.sign_up_allowed("1.1.1.1"));
-        assert!(l.sign_up_allowed("2.2.2.2"));
-        // Sign-ups and failed sign-ins do not share a count.
-        assert!(l.allowed("a@x", "1.1.1.1"));
+        assert!(l.try_sign_up("1.1.1.1"));
+        assert!(l.try_sign_up("1.1.1.1"));
+        assert!(!l.try_sign_up("1.1.1.1"));
+        assert!(l.try_sign_up("2.2.2.2"));
+        // Sign-ups and sign-ins do not share a count.
+        assert!(l.try_attempt("a@x", "1.1.1.1"));
     }
 }

@@ -20,7 +20,7 @@ use persql_events::{ControlPlane, now_ms};
 use sqlx::Row;
 
 pub use email::Email;
-pub use password::{Password, PasswordProvider};
+pub use password::{MIN_NEW_CHARS, Password, PasswordProvider};
 
 use crate::{error::ApiError, namespaces, slug::NamespaceSlug};
 
@@ -60,6 +60,15 @@ pub struct Account {
     pub email: String,
     pub namespace_id: String,
     pub namespace_slug: String,
+}
+
+/// What a sign-up did; the person is told the same in both cases.
+#[derive(Debug)]
+pub enum SignUp {
+    /// A new account.
+    Created(Account),
+    /// The email already had an account; nothing changed.
+    AlreadyRegistered,
 }
 
 /// Account lookups and creation.
@@ -120,23 +129,32 @@ impl Accounts {
         }
     }
 
-    /// Creates an account with a password; 409 `account_exists` if the email is taken.
+    /// Creates an account with a password, after checking its strength (400
+    /// `weak_password`). A registered email is not an error: the caller answers both cases
+    /// alike, so sign-up does not tell who has an account. Both cases hash the password, so
+    /// they take as long.
     pub async fn sign_up(
         &self,
         cp: &ControlPlane,
         email: &Email,
         password: &Password,
-    ) -> Result<Account, ApiError> {
+    ) -> Result<SignUp, ApiError> {
+        password.check_strength(email).await?;
+        let identity = self.provider.enrol(email, password).await?;
         let taken = sqlx::query("SELECT 1 FROM accounts WHERE email = $1")
             .bind(email.as_str())
             .fetch_optional(cp.pool())
             .await?
             .is_some();
         if taken {
-            return Err(account_exists());
+            return Ok(SignUp::AlreadyRegistered);
         }
-        let identity = self.provider.enrol(email, password).await?;
-        self.find_or_create(cp, identity).await
+        match self.find_or_create(cp, identity).await {
+            Ok(account) => Ok(SignUp::Created(account)),
+            // Lost a race with a sign-up of the same email.
+            Err(ApiError::Conflict { .. }) => Ok(SignUp::AlreadyRegistered),
+            Err(e) => Err(e),
+        }
     }
 
     /// The account of `identity` (by provider and subject), created with its own namespace
@@ -175,7 +193,10 @@ impl Accounts {
         .await?
         .rows_affected();
         if inserted == 0 {
-            return Err(account_exists());
+            return Err(ApiError::Conflict {
+                code: "account_exists",
+                detail: "an account with this identity exists".into(),
+            });
         }
         cp.commit(tx).await?;
         Ok(Account {
@@ -184,12 +205,5 @@ impl Accounts {
             namespace_id,
             namespace_slug: slug.as_str().to_owned(),
         })
-    }
-}
-
-fn account_exists() -> ApiError {
-    ApiError::Conflict {
-        code: "account_exists",
-        detail: "an account with this email exists; sign in instead".into(),
     }
 }

@@ -1,5 +1,6 @@
 //! The password identity provider: argon2id hashes (PHC strings), computed on the
-//! blocking pool so sign-ins never stall the async workers.
+//! blocking pool so sign-ins never stall the async workers; new passwords must pass a
+//! strength check (length and zxcvbn's estimate, which knows common passwords).
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -33,6 +34,47 @@ impl Password {
         }
         Ok(Self(s.to_owned()))
     }
+
+    /// Refuses a password too weak for a new account (400 `weak_password`): shorter than
+    /// [`MIN_NEW_CHARS`], or guessable in under 10^8 tries by zxcvbn's estimate (common
+    /// passwords, words, repeats, sequences, dates and the email itself are cheap).
+    pub async fn check_strength(&self, email: &Email) -> Result<(), ApiError> {
+        if self.0.chars().count() < MIN_NEW_CHARS {
+            return Err(weak(format!(
+                "choose a password of at least {MIN_NEW_CHARS} characters"
+            )));
+        }
+        let (typed, email) = (self.0.clone(), email.as_str().to_owned());
+        // zxcvbn tries many patterns (milliseconds per password): off the async workers.
+        let estimate = blocking(move || {
+            let user = email.split('@').next().unwrap_or_default().to_owned();
+            let e = zxcvbn::zxcvbn(&typed, &[&email, &user]);
+            let hint = e
+                .feedback()
+                .and_then(|f| f.warning())
+                .map(|w| w.to_string());
+            (e.score(), hint)
+        })
+        .await?;
+        match estimate {
+            (score, _) if score >= MIN_SCORE => Ok(()),
+            (_, hint) => Err(weak(format!(
+                "this password is too easy to guess{}; a few unrelated words make a strong one",
+                hint.map(|h| format!(" ({})", h.trim_end_matches('.')))
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+/// Fewest characters of a new password.
+pub const MIN_NEW_CHARS: usize = 10;
+/// Lowest zxcvbn score of a new password: 3 is "safely unguessable: moderate protection
+/// from offline slow-hash scenario" (10^8 guesses or more).
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+fn weak(detail: String) -> ApiError {
+    ApiError::bad_request("weak_password", detail)
 }
 
 /// Email + password accounts.
@@ -137,6 +179,45 @@ mod tests {
                 .is_err()
         );
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    async fn strong(pw: &str) -> bool {
+        let email = Email::parse("ada.lovelace@example.com").unwrap();
+        Password::parse(pw)
+            .unwrap()
+            .check_strength(&email)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn new_passwords_must_be_long_and_hard_to_guess() {
+        for weak in [
+            "aaaaaaaa",
+            "aaaaaaaaaaaa",
+            "password123",
+            "1234567890",
+            "qwertyuiop",
+            "ada.lovelace@example.com",
+        ] {
+            assert!(!strong(weak).await, "{weak} passed");
+        }
+        for good in ["correct horse battery", "glass tulip ferry orbit"] {
+            assert!(strong(good).await, "{good} refused");
+        }
+        let email = Email::parse("a@example.com").unwrap();
+        let err = Password::parse("aaaaaaaaaaaa")
+            .unwrap()
+            .check_strength(&email)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::BadRequest {
+                code: "weak_password",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Browser sessions and cookies: the `persql_session` cookie carries a random id (only its
-//! SHA-256 is stored); `persql_csrf` is the double-submit token every form echoes.
+//! SHA-256 is stored). Every form echoes a CSRF token derived from the session id, or before
+//! sign-in from the random `persql_csrf` pre-session cookie: a cookie tossed in from a sibling
+//! subdomain does not come with the matching token, and a token from another session does
+//! not fit this one.
 
 use axum::http::{HeaderMap, header};
 use persql_events::{ControlPlane, now_ms};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Account, Accounts};
@@ -90,21 +94,48 @@ pub async fn current(cp: &ControlPlane, headers: &HeaderMap) -> Result<Option<Ac
     }
 }
 
-/// True when the form's `csrf` field equals the request's CSRF cookie.
-pub fn csrf_ok(headers: &HeaderMap, presented: &str) -> bool {
-    matches!(cookie(headers, CSRF_COOKIE), Some(c) if c.len() == 64 && c == presented)
+fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The request's CSRF cookie value, or a fresh one (with the `Set-Cookie` to send).
+/// The CSRF token of a session (or pre-session) id: not the id itself, which stays in its
+/// HttpOnly cookie; nobody without the id can compute it.
+fn csrf_of(id: &str) -> String {
+    hex::encode(Sha256::digest(format!("persql-csrf\u{0}{id}")))
+}
+
+/// The id a request's CSRF token is bound to: its session cookie, else its pre-session one.
+fn csrf_binding(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+        .filter(|id| well_formed(id))
+        .or_else(|| cookie(headers, CSRF_COOKIE).filter(|id| well_formed(id)))
+}
+
+/// True when the form's `csrf` field is the token of the request's session (or, before
+/// sign-in, of its pre-session cookie).
+pub fn csrf_ok(headers: &HeaderMap, presented: &str) -> bool {
+    let Some(id) = csrf_binding(headers) else {
+        return false;
+    };
+    let expected = csrf_of(id);
+    // Constant time: the comparison must not tell how much of a guess was right.
+    expected.len() == presented.len()
+        && expected
+            .bytes()
+            .zip(presented.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The token forms of this request carry, with the `Set-Cookie` of a fresh pre-session
+/// cookie when the request has neither a session nor a pre-session cookie.
 pub fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(c) if c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            (c.to_owned(), None)
-        }
-        _ => {
-            let t = random_id();
-            let set = set_cookie(CSRF_COOKIE, &t, SESSION_SECS, secure);
-            (t, Some(set))
+    match csrf_binding(headers) {
+        Some(id) => (csrf_of(id), None),
+        None => {
+            let id = random_id();
+            let set = set_cookie(CSRF_COOKIE, &id, SESSION_SECS, secure);
+            (csrf_of(&id), Some(set))
         }
     }
 }
@@ -135,16 +166,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn csrf_must_match_the_cookie() {
-        let t = random_id();
+    fn with_cookies(cookies: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            format!("{CSRF_COOKIE}={t}").parse().unwrap(),
-        );
-        assert!(csrf_ok(&h, &t));
+        h.insert(header::COOKIE, cookies.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_csrf_token_is_bound_to_the_pre_session_cookie() {
+        let (token, set) = csrf_token(&HeaderMap::new(), false);
+        let set = set.expect("a fresh pre-session cookie");
+        let id = set
+            .strip_prefix("persql_csrf=")
+            .and_then(|s| s.split(';').next())
+            .unwrap();
+        assert_ne!(token, id, "the token is not the cookie (double submit)");
+        let h = with_cookies(&format!("{CSRF_COOKIE}={id}"));
+        assert_eq!(csrf_token(&h, false), (token.clone(), None));
+        assert!(csrf_ok(&h, &token));
         assert!(!csrf_ok(&h, "x"));
+        // A tossed cookie whose value is the token itself does not pass.
+        assert!(!csrf_ok(
+            &with_cookies(&format!("{CSRF_COOKIE}={token}")),
+            &token
+        ));
         assert!(!csrf_ok(&HeaderMap::new(), ""));
+    }
+
+    #[test]
+    fn the_csrf_token_of_one_session_does_not_fit_another() {
+        let (a, b, pre) = (random_id(), random_id(), random_id());
+        let ha = with_cookies(&format!("{SESSION_COOKIE}={a}; {CSRF_COOKIE}={pre}"));
+        let hb = with_cookies(&format!("{SESSION_COOKIE}={b}; {CSRF_COOKIE}={pre}"));
+        let (ta, _) = csrf_token(&ha, false);
+        assert!(csrf_ok(&ha, &ta));
+        assert!(!csrf_ok(&hb, &ta));
+        // Once signed in, the pre-session token no longer counts.
+        let pre_token = csrf_token(&with_cookies(&format!("{CSRF_COOKIE}={pre}")), false).0;
+        assert!(!csrf_ok(&ha, &pre_token));
     }
 }

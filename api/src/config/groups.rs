@@ -3,10 +3,11 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Args;
+use ipnet::IpNet;
 use persql_metering::{Money, Prices};
 
 use super::values::{MigrationPolicy, Switch, SynchronousMode, operator_token, price};
-use crate::tokens::Secret;
+use crate::{client_ip::parse_proxy, tokens::Secret};
 
 /// Where the control plane, the event log and the tenant files are (every subcommand).
 #[derive(Clone, Debug, Args)]
@@ -99,6 +100,12 @@ pub struct HttpSettings {
     /// Accounts one client IP may create within the sign-in window before sign-up answers 429.
     #[arg(long, env = "PERSQL_SIGNUP_MAX_PER_WINDOW", default_value_t = 20)]
     pub signup_max_per_window: u32,
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the sign-in and
+    /// sign-up limits), comma-separated addresses or networks, e.g. `10.0.0.7,fd00::/8`.
+    /// Unset: the header is ignored and the client is the socket's peer.
+    #[arg(long, env = "PERSQL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Tenant database files: durability, open handles, statement time and size limits, and

@@ -4,6 +4,7 @@ use axum::{http::StatusCode, response::Response};
 use maud::{Markup, html};
 
 use super::{hidden, page};
+use crate::accounts::MIN_NEW_CHARS;
 
 /// Where a form came from and goes back to after signing in (a local path).
 #[derive(Debug)]
@@ -11,6 +12,8 @@ pub struct FormContext<'a> {
     pub csrf: &'a str,
     pub return_to: &'a str,
     pub error: Option<&'a str>,
+    /// A neutral message above the form (after a sign-up).
+    pub notice: Option<&'a str>,
     pub cookies: &'a [String],
 }
 
@@ -24,6 +27,7 @@ fn with_return(path: &str, return_to: &str) -> String {
 /// The form's error line, its hidden fields, and the link to the other form.
 fn form_parts(ctx: &FormContext<'_>) -> (Markup, Markup) {
     let head = html! {
+        @if let Some(n) = ctx.notice { p role="status" { (n) } }
         @if let Some(e) = ctx.error { p.error role="alert" { (e) } }
     };
     let fields = html! { (hidden("csrf", ctx.csrf)) (hidden("return_to", ctx.return_to)) };
@@ -66,8 +70,8 @@ fn sign_up_body(ctx: &FormContext<'_>) -> Markup {
             (fields)
             label { "Email " input type="email" name="email" required autocomplete="username"; }
             label {
-                "Password (at least 8 characters) "
-                input type="password" name="password" required minlength="8" autocomplete="new-password";
+                "Password (at least " (MIN_NEW_CHARS) " characters, hard to guess: a few unrelated words work well) "
+                input type="password" name="password" required minlength=(MIN_NEW_CHARS) autocomplete="new-password";
             }
             button type="submit" { "Create account" }
         }
@@ -132,6 +136,7 @@ mod tests {
             csrf: EVIL,
             return_to: EVIL,
             error: Some(EVIL),
+            notice: None,
             cookies: &[],
         }
     }

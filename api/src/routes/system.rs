@@ -1,4 +1,5 @@
-//! Operational endpoints: health, metrics, the OpenAPI document and its offline docs page.
+//! Operational endpoints: health, metrics (operator token), the OpenAPI document and its
+//! offline docs page.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{auth::Operator, error::ApiError, state::AppState};
 
 /// Health of this process.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +43,8 @@ pub fn router(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn metrics() -> impl IntoResponse {
+/// Prometheus text, for the operator token only: it names every route and its traffic.
+async fn metrics(_: Operator) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -143,13 +143,31 @@ impl Browser {
         self.post_form(action, &form).await
     }
 
-    /// Signs up with `email` from the sign-up page (optionally returning to `return_to`).
+    /// Signs up with `email` from the sign-up page (optionally returning to `return_to`),
+    /// then signs in on the page sign-up sends to: the answer of the sign-in (or of the
+    /// sign-up when it was refused).
     pub async fn sign_up_from(&self, signup_path: &str, email: &str) -> Page {
         let form = self.get(signup_path).await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let done = self
+            .submit(
+                &form,
+                "/account/signup",
+                &[("email", email), ("password", PASSWORD)],
+            )
+            .await;
+        let Some(signin) = done
+            .location
+            .as_deref()
+            .filter(|l| l.starts_with("/account/signin?"))
+        else {
+            return done;
+        };
+        let form = self.get(signin).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
         self.submit(
             &form,
-            "/account/signup",
+            "/account/signin",
             &[("email", email), ("password", PASSWORD)],
         )
         .await

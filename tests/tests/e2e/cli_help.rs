@@ -118,6 +118,7 @@ fn provisioner_lists_no_http_or_price_settings() {
         &[
             "--signin-",
             "--signup-",
+            "--trusted-proxies",
             "--cors-origins",
             "--listen",
             "--admin-token",

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use similar::TextDiff;
 
-use crate::support::TestApp;
+use crate::support::{ADMIN, TestApp};
 
 /// Set to rewrite `openapi/openapi.json` from the served document (then review the diff).
 const UPDATE: &str = "UPDATE_OPENAPI";
@@ -50,6 +50,7 @@ async fn docs_page_and_health_are_served() {
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()

@@ -1,5 +1,5 @@
 //! Sign-in, sign-up and sign-out: HTML forms with CSRF tokens; sign-in is rate-limited
-//! per (email, client IP).
+//! per (email, client IP). Sign-up answers the same whether or not the email has an account.
 
 use axum::{
     extract::{
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{ClientIp, safe_return};
 use crate::{
-    accounts::{Account, Email, Password, sessions},
+    accounts::{Account, Email, Password, SignUp, sessions},
     error::ApiError,
     pages::{self, auth::FormContext},
     state::AppState,
@@ -23,7 +23,13 @@ use crate::{
 #[derive(Debug, Default, Deserialize)]
 pub struct ReturnTo {
     pub return_to: Option<String>,
+    /// Set on the sign-in page a sign-up sends the person to.
+    pub signed_up: Option<String>,
 }
+
+/// What the sign-in page says after a sign-up, whether or not the email was new.
+const AFTER_SIGN_UP: &str = "Now sign in with your email and the password you just chose. \
+    If this email already had an account, nothing was changed: sign in with that account's password.";
 
 /// Fields of the sign-in and sign-up forms.
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +53,7 @@ fn form(
     state: &AppState,
     return_to: &str,
     error: Option<&str>,
+    notice: Option<&str>,
 ) -> Response {
     let (csrf, set) = sessions::csrf_token(headers, state.secure_cookies());
     let cookies: Vec<String> = set.into_iter().collect();
@@ -56,6 +63,7 @@ fn form(
             csrf: &csrf,
             return_to: safe_return(return_to),
             error,
+            notice,
             cookies: &cookies,
         },
     )
@@ -67,7 +75,9 @@ pub async fn sign_in_page(
     headers: HeaderMap,
     q: Result<Query<ReturnTo>, QueryRejection>,
 ) -> Response {
-    let rt = q.ok().and_then(|Query(q)| q.return_to).unwrap_or_default();
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let notice = q.signed_up.is_some().then_some(AFTER_SIGN_UP);
+    let rt = q.return_to.unwrap_or_default();
     form(
         pages::auth::sign_in,
         StatusCode::OK,
@@ -75,6 +85,7 @@ pub async fn sign_in_page(
         &state,
         &rt,
         None,
+        notice,
     )
 }
 
@@ -91,6 +102,7 @@ pub async fn sign_up_page(
         &headers,
         &state,
         &rt,
+        None,
         None,
     )
 }
@@ -156,6 +168,7 @@ pub async fn sign_in(
             &state,
             &c.return_to,
             Some(msg),
+            None,
         )
     };
     let Ok(email) = Email::parse(&c.email) else {
@@ -164,7 +177,8 @@ pub async fn sign_in(
             "Enter an email address like name@example.com.",
         );
     };
-    if !state.limiter.allowed(email.as_str(), &ip) {
+    // Counted before the password is checked: concurrent attempts cannot all get past it.
+    if !state.limiter.try_attempt(email.as_str(), &ip) {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed attempts. Wait a few minutes and try again.",
@@ -179,15 +193,13 @@ pub async fn sign_in(
             state.limiter.succeeded(email.as_str(), &ip);
             signed_in(&state, &a, &c.return_to).await
         }
-        Ok(None) => {
-            state.limiter.failed(email.as_str(), &ip);
-            again(StatusCode::UNAUTHORIZED, "Wrong email or password.")
-        }
+        Ok(None) => again(StatusCode::UNAUTHORIZED, "Wrong email or password."),
         Err(e) => pages::api_error(e),
     }
 }
 
-/// Create an account (with its own namespace) and sign in.
+/// Create an account (with its own namespace), then sign in. A registered email gets the
+/// same answer and changes nothing, so the form does not tell who has an account.
 pub async fn sign_up(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -206,6 +218,7 @@ pub async fn sign_up(
             &state,
             &c.return_to,
             Some(msg),
+            None,
         )
     };
     let parsed = Email::parse(&c.email).and_then(|e| Ok((e, Password::parse(&c.password)?)));
@@ -213,18 +226,22 @@ pub async fn sign_up(
         Ok(p) => p,
         Err(e) => return again(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if !state.limiter.sign_up_allowed(&ip) {
+    // Counted before the work, so concurrent sign-ups cannot all get past it.
+    if !state.limiter.try_sign_up(&ip) {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many new accounts from this address. Wait a few minutes and try again.",
         );
     }
     match state.accounts.sign_up(&state.cp, &email, &pw).await {
-        Ok(a) => {
-            state.limiter.signed_up(&ip);
-            signed_in(&state, &a, &c.return_to).await
+        Ok(SignUp::Created(_) | SignUp::AlreadyRegistered) => {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", safe_return(&c.return_to))
+                .append_pair("signed_up", "1")
+                .finish();
+            pages::see_other(&format!("/account/signin?{q}"), &[])
         }
-        Err(ApiError::Conflict { detail, .. }) => again(StatusCode::CONFLICT, &detail),
+        Err(e @ ApiError::BadRequest { .. }) => again(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e) => pages::api_error(e),
     }
 }

@@ -11,21 +11,28 @@ use axum::{
     http::request::Parts,
 };
 
-use crate::state::AppState;
+use crate::{client_ip::client_ip, state::AppState};
 
-/// The client's IP address as the socket saw it (proxies' headers are not trusted), or
-/// `unknown` when the server runs without connection info.
+/// The client's IP address: the socket's, or behind a trusted proxy
+/// (`PERSQL_TRUSTED_PROXIES`) the one it forwarded; `unknown` when the server runs without
+/// connection info.
 #[derive(Debug)]
 pub struct ClientIp(pub String);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
+                .map(|c| {
+                    client_ip(c.0.ip(), &parts.headers, &state.config.http.trusted_proxies)
+                        .to_string()
+                })
                 .unwrap_or_else(|| "unknown".into()),
         ))
     }

@@ -50,6 +50,7 @@ fn sign_in_first(headers: &HeaderMap, state: &AppState, return_to: &str) -> Resp
             csrf: &csrf,
             return_to,
             error: None,
+            notice: None,
             cookies: &cookies,
         },
     )
