@@ -109,32 +109,6 @@ const DENIED_FUNCTIONS: &[&str] = &[
 /// Virtual table modules an admin may create.
 const VTAB_MODULES: &[&str] = &["fts5", "fts5vocab", "rtree", "rtree_i32"];
 
-/// Shadow table suffixes of the allowed modules. `PRAGMA table_list` only
-/// reports shadow tables once their virtual table is connected, too late.
-const SHADOW_SUFFIXES: &[(&str, &[&str])] = &[
-    ("fts5", &["data", "idx", "content", "docsize", "config"]),
-    ("rtree", &["node", "parent", "rowid"]),
-    ("rtree_i32", &["node", "parent", "rowid"]),
-];
-
-/// The shadow table names of virtual table `name` declared by `sql`.
-pub(crate) fn shadow_tables_of(name: &str, sql: &str) -> Vec<String> {
-    let lower = sql.to_ascii_lowercase();
-    let module = lower
-        .find(" using ")
-        .map(|i| lower[i + 7..].trim_start())
-        .and_then(|rest| {
-            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next()
-        })
-        .unwrap_or("");
-    SHADOW_SUFFIXES
-        .iter()
-        .filter(|(m, _)| *m == module)
-        .flat_map(|(_, suffixes)| suffixes.iter().map(|s| format!("{name}_{s}")))
-        .collect()
-}
-
 /// The schema tables, writable only through DDL.
 fn is_schema_table(name: &str) -> bool {
     [

@@ -79,11 +79,16 @@ pub struct Limits {
     pub max_params: usize,
     /// Most rows returned by one statement (`ResultTooLarge` above).
     pub max_result_rows: usize,
-    /// Approximate JSON size of one statement's result (`ResultTooLarge` above).
+    /// Approximate JSON size of one statement's result (`ResultTooLarge` above). Also
+    /// bounds each string, blob and row SQLite makes (`SQLITE_LIMIT_LENGTH`, at least the
+    /// engine's SQL length limit): "string or blob too big" past it.
     pub max_result_bytes: usize,
+    /// Approximate JSON size of all results of one batch together (`ResultTooLarge` above).
+    pub max_batch_result_bytes: usize,
     /// Largest database file, enforced with `PRAGMA max_page_count` (`DatabaseFull` above).
     pub max_database_bytes: u64,
-    /// Wall-clock budget of one statement or batch (`Timeout` above).
+    /// Wall-clock budget of one request: a statement, every statement of a batch, a
+    /// describe or an export (`Timeout` above).
     pub query_timeout: Duration,
 }
 
@@ -94,6 +99,7 @@ impl Default for Limits {
             max_params: 999,
             max_result_rows: 10_000,
             max_result_bytes: 16 * 1024 * 1024,
+            max_batch_result_bytes: 16 * 1024 * 1024,
             max_database_bytes: 1024 * 1024 * 1024,
             query_timeout: Duration::from_secs(5),
         }

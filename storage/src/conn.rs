@@ -81,6 +81,11 @@ fn configure(db: &Connection, cfg: &StorageConfig) -> Result<(), StorageError> {
     // Tenant SQL is held to `max_sql_bytes` exactly before preparing.
     let engine_sql_limit = limits.max_sql_bytes.saturating_mul(10).max(1 << 20);
     db.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, clamp(engine_sql_limit))?;
+    // No string, blob or row larger than a result may be: `zeroblob(1e9)` fails in SQLite
+    // instead of taking a gigabyte (and its JSON form more), and no single opcode runs
+    // long over one value. The stored schema must stay readable, hence the floor.
+    let length = limits.max_result_bytes.max(engine_sql_limit);
+    db.set_limit(Limit::SQLITE_LIMIT_LENGTH, clamp(length))?;
     db.set_limit(
         Limit::SQLITE_LIMIT_VARIABLE_NUMBER,
         clamp(limits.max_params),
@@ -120,20 +125,18 @@ impl Conn {
         Ok(out?)
     }
 
-    /// Reloads the shadow table names the authorizer needs (after DDL).
+    /// Reloads the shadow table names the authorizer needs (after DDL). SQLite decides
+    /// them: a table is a shadow table when its virtual table's module (as SQLite parsed
+    /// it) claims its name, which is also what defensive mode makes read-only. Never the
+    /// text of the stored SQL, which a comment can fool.
     pub(crate) fn refresh_shadow_tables(&self) -> Result<(), StorageError> {
-        let vtabs = self.trusted(|db| {
+        let names = self.trusted(|db| {
             db.prepare(
-                "SELECT name, sql FROM sqlite_master \
-                 WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow'",
             )?
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .query_map([], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        let names = vtabs
-            .iter()
-            .flat_map(|(name, sql)| crate::authorizer::shadow_tables_of(name, sql))
-            .collect();
         self.gate.lock().shadow_tables = names;
         Ok(())
     }

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::StatementStatus;
+use rusqlite::fallible_iterator::FallibleIterator as _;
+use rusqlite::{Batch, CachedStatement, Connection, StatementStatus};
 
 use crate::authorizer::{Mode, SharedGate};
 use crate::conn::Conn;
@@ -30,6 +31,27 @@ pub struct QueryResult {
     pub duration: Duration,
 }
 
+/// The bounds one request runs under: a single deadline for all its statements, and what
+/// its results may still weigh.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    /// When the request must have finished (`Timeout` past it).
+    pub deadline: Instant,
+    /// Result bytes the request may still return (`ResultTooLarge` past it).
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// `Timeout` once the deadline has passed.
+    pub(crate) fn check_time(&self) -> Result<(), StorageError> {
+        if Instant::now() >= self.deadline {
+            Err(StorageError::Timeout)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl Conn {
     /// Runs one statement under `role` in its own transaction.
     pub(crate) fn query(
@@ -37,9 +59,14 @@ impl Conn {
         role: Role,
         stmt: &Statement,
         limits: &Limits,
+        deadline: Instant,
     ) -> Result<QueryResult, StorageError> {
-        self.gate.lock().deadline = Some(Instant::now() + limits.query_timeout);
-        let out = self.run(role, stmt, limits, false);
+        self.gate.lock().deadline = Some(deadline);
+        let mut budget = Budget {
+            deadline,
+            bytes: limits.max_result_bytes,
+        };
+        let out = self.run(role, stmt, limits, &mut budget, false);
         if out.is_err() {
             self.rollback();
         }
@@ -47,12 +74,15 @@ impl Conn {
         out
     }
 
-    /// Runs `stmts` under `role` in one transaction: all or nothing.
+    /// Runs `stmts` under `role` in one transaction: all or nothing. One deadline covers
+    /// every statement, and their results together weigh at most
+    /// `Limits::max_batch_result_bytes`.
     pub(crate) fn batch(
         &mut self,
         role: Role,
         stmts: &[Statement],
         limits: &Limits,
+        deadline: Instant,
     ) -> Result<Vec<QueryResult>, BatchError> {
         let begin = if role == Role::Read {
             "BEGIN DEFERRED"
@@ -61,11 +91,15 @@ impl Conn {
         };
         self.trusted(|db| db.execute_batch(begin))
             .map_err(|error| BatchError { index: 0, error })?;
-        self.gate.lock().deadline = Some(Instant::now() + limits.query_timeout);
+        self.gate.lock().deadline = Some(deadline);
+        let mut budget = Budget {
+            deadline,
+            bytes: limits.max_batch_result_bytes,
+        };
         let mut results = Vec::with_capacity(stmts.len());
         let mut failure = None;
         for (index, stmt) in stmts.iter().enumerate() {
-            match self.run(role, stmt, limits, true) {
+            match self.run(role, stmt, limits, &mut budget, true) {
                 Ok(r) => results.push(r),
                 Err(error) => {
                     failure = Some(BatchError { index, error });
@@ -74,7 +108,9 @@ impl Conn {
             }
         }
         if failure.is_none()
-            && let Err(error) = self.trusted(|db| db.execute_batch("COMMIT"))
+            && let Err(error) = budget
+                .check_time()
+                .and_then(|()| self.trusted(|db| db.execute_batch("COMMIT")))
         {
             failure = Some(BatchError {
                 index: stmts.len().saturating_sub(1),
@@ -91,15 +127,18 @@ impl Conn {
         }
     }
 
-    /// Prepares, authorizes, binds and steps one statement.
+    /// Prepares, authorizes, binds and steps one statement, taking its result's weight
+    /// from `budget`.
     fn run(
         &mut self,
         role: Role,
         stmt: &Statement,
         limits: &Limits,
+        budget: &mut Budget,
         in_batch: bool,
     ) -> Result<QueryResult, StorageError> {
         let start = Instant::now();
+        budget.check_time()?;
         stmt.check_limits(limits)?;
         keyword::check(&stmt.sql, role)?;
         // The authorizer runs only when a statement is prepared, so cached
@@ -112,7 +151,7 @@ impl Conn {
         let gate = self.gate.clone();
         let refused = |e: rusqlite::Error| refused(&gate, e);
         let db = &self.db;
-        let mut prepared = db.prepare_cached(&stmt.sql).map_err(refused)?;
+        let mut prepared = prepare_one(db, &stmt.sql).map_err(refused)?;
         {
             let g = gate.lock();
             if g.schema_write && !g.ddl {
@@ -143,26 +182,30 @@ impl Conn {
         let before = db.total_changes();
         prepared.reset_status(StatementStatus::FullscanStep);
         let mut rows = Vec::new();
+        // Each value is weighed before it is converted: a result stops growing as soon as
+        // it is over the budget (SQLITE_LIMIT_LENGTH bounds the value SQLite made).
+        let cap = budget.bytes.min(limits.max_result_bytes);
         let mut bytes = 0usize;
         {
             let mut cursor = prepared.raw_query();
             while let Some(row) = cursor.next().map_err(refused)? {
+                budget.check_time()?;
                 if rows.len() >= limits.max_result_rows {
                     return Err(StorageError::ResultTooLarge);
                 }
                 let mut obj = serde_json::Map::with_capacity(columns.len());
                 for (i, name) in columns.iter().enumerate() {
                     let value = row.get_ref(i).map_err(StorageError::from_tenant)?;
-                    let (json, size) = values::to_json(value);
-                    bytes += size + name.len() + 4;
-                    obj.insert(name.clone(), json);
-                }
-                if bytes > limits.max_result_bytes {
-                    return Err(StorageError::ResultTooLarge);
+                    bytes += values::json_size(value) + name.len() + 4;
+                    if bytes > cap {
+                        return Err(StorageError::ResultTooLarge);
+                    }
+                    obj.insert(name.clone(), values::to_json(value));
                 }
                 rows.push(obj);
             }
         }
+        budget.bytes -= bytes;
         let scanned =
             u64::try_from(prepared.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
         drop(prepared);
@@ -190,6 +233,24 @@ impl Conn {
             duration: start.elapsed(),
         })
     }
+}
+
+/// Prepares the one statement of `sql` (cached). rusqlite's own check for a second
+/// statement prepares the rest recursively, one stack frame per statement: thousands of
+/// `SELECT 1;` overflow the thread's stack. Here the second statement is looked for with
+/// SQLite's parser one statement at a time, before rusqlite sees the text.
+fn prepare_one<'c>(db: &'c Connection, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
+    // Trailing semicolons and blanks end the statement whatever precedes them.
+    let sql = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    // SQLite separates statements only with `;`.
+    if sql.contains(';') {
+        let mut statements = Batch::new(db, sql);
+        let first = statements.next()?;
+        if first.is_some() && statements.next()?.is_some() {
+            return Err(rusqlite::Error::MultipleStatement);
+        }
+    }
+    db.prepare_cached(sql)
 }
 
 /// The public error for a tenant statement SQLite refused: a timeout, the authorizer's

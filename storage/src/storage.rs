@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cache::{Inner, remove_if_exists, sidecar};
-use crate::describe::{Schema, describe};
+use crate::describe::Schema;
 use crate::template_migration::{MigrateOutcome, Migrations, Open};
 use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig, StorageError};
 
@@ -66,10 +67,11 @@ impl Storage {
         stmt: Statement,
     ) -> Result<QueryResult, StorageError> {
         let loc = loc.clone();
+        let deadline = self.deadline();
         self.blocking(move |inner| {
             let handle = inner.handle(&loc)?;
             let mut conn = handle.lock();
-            conn.query(role, &stmt, &inner.cfg.limits)
+            conn.query(role, &stmt, &inner.cfg.limits, deadline)
         })
         .await
     }
@@ -84,6 +86,7 @@ impl Storage {
     ) -> Result<Vec<QueryResult>, BatchError> {
         let loc = loc.clone();
         let inner = self.inner.clone();
+        let deadline = self.deadline();
         tokio::task::spawn_blocking(move || {
             if stmts.is_empty() {
                 return Ok(Vec::new());
@@ -92,7 +95,7 @@ impl Storage {
                 .handle(&loc)
                 .map_err(|error| BatchError { index: 0, error })?;
             let mut conn = handle.lock();
-            conn.batch(role, &stmts, &inner.cfg.limits)
+            conn.batch(role, &stmts, &inner.cfg.limits, deadline)
         })
         .await
         .map_err(|e| BatchError {
@@ -101,11 +104,25 @@ impl Storage {
         })?
     }
 
-    /// The schema of the database.
+    /// When a request arriving now must be done: one deadline for all its work, waiting
+    /// for the database's connection included.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.cfg.limits.query_timeout
+    }
+
+    /// The schema of the database, within the request's deadline and at most
+    /// `max_result_bytes` of names and DDL (`ResultTooLarge` past it).
     pub async fn describe(&self, loc: &DbLocation) -> Result<Schema, StorageError> {
         let loc = loc.clone();
-        self.blocking(move |inner| inner.handle(&loc)?.lock().trusted(describe))
-            .await
+        let deadline = self.deadline();
+        self.blocking(move |inner| {
+            let limits = &inner.cfg.limits;
+            inner
+                .handle(&loc)?
+                .lock()
+                .describe(deadline, limits.max_result_bytes)
+        })
+        .await
     }
 
     /// `PRAGMA schema_version`: changes whenever the schema changes.
@@ -192,9 +209,11 @@ impl Storage {
             .await
     }
 
-    /// A consistent copy of the database (SQLite backup API) in a temp file.
+    /// A consistent copy of the database (SQLite backup API) in a temp file, made within
+    /// the request's deadline (`Timeout` past it).
     pub async fn export(&self, loc: &DbLocation) -> Result<tempfile::NamedTempFile, StorageError> {
         let loc = loc.clone();
+        let deadline = self.deadline();
         self.blocking(move |inner| {
             let path = inner.path(&loc);
             if !path.exists() {
@@ -211,11 +230,20 @@ impl Storage {
                 .suffix(".db")
                 .tempfile_in(&inner.images)?;
             let mut dst = rusqlite::Connection::open(out.path())?;
-            rusqlite::backup::Backup::new(&src, &mut dst)?.run_to_completion(
-                1024,
-                std::time::Duration::ZERO,
-                None,
-            )?;
+            {
+                let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+                loop {
+                    match backup.step(1024)? {
+                        rusqlite::backup::StepResult::Done => break,
+                        rusqlite::backup::StepResult::More => {}
+                        // Busy or locked: a writer holds the source for a moment.
+                        _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(StorageError::Timeout);
+                    }
+                }
+            }
             dst.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))?;
             dst.close().map_err(|(_, e)| StorageError::from(e))?;
             Ok(out)

@@ -68,6 +68,11 @@ pub struct HttpSettings {
     #[arg(long, env = "PERSQL_MAX_RESULT_BYTES", default_value_t = 16 << 20)]
     pub max_result_bytes: usize,
 
+    /// Largest result of one batch, all its statements together, in bytes (413
+    /// `result_too_large` past it); unset = the per-query limit.
+    #[arg(long, env = "PERSQL_MAX_BATCH_RESULT_BYTES")]
+    pub max_batch_result_bytes: Option<usize>,
+
     /// Currency code balances are shown in (prices and top-ups are in its units).
     #[arg(long, env = "PERSQL_CURRENCY", default_value = "USD")]
     pub currency: String,

@@ -80,6 +80,10 @@ impl Config {
                 query_timeout: Duration::from_millis(self.storage.query_timeout_ms),
                 max_result_rows: self.http.max_result_rows,
                 max_result_bytes: self.http.max_result_bytes,
+                max_batch_result_bytes: self
+                    .http
+                    .max_batch_result_bytes
+                    .unwrap_or(self.http.max_result_bytes),
                 max_database_bytes: self.storage.max_database_bytes,
                 ..Limits::default()
             },

@@ -9,8 +9,6 @@ pub use text::TEXT_BUDGET;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub(crate) use read::describe;
-
 /// The schema of one database.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

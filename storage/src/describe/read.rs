@@ -1,14 +1,68 @@
 //! Reads a schema from `sqlite_master` and the table-valued pragmas (as trusted SQL).
 
+use std::time::Instant;
+
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{Column, EstimateMethod, ForeignKey, Index, RowEstimate, Schema, Table, Trigger, View};
+use crate::StorageError;
+use crate::authorizer::Mode;
+use crate::conn::Conn;
 
 /// Tables are counted up to this many rows; past it the estimate is a lower bound.
 const COUNT_BOUND: u64 = 10_000;
 
+impl Conn {
+    /// Reads the whole schema as trusted SQL, by `deadline` (`Timeout` past it, the
+    /// progress handler stopping long statements) and at most `cap` bytes of names, types
+    /// and DDL (`ResultTooLarge` past it).
+    pub(crate) fn describe(&self, deadline: Instant, cap: usize) -> Result<Schema, StorageError> {
+        {
+            let mut g = self.gate.lock();
+            g.enter(Mode::Trusted);
+            g.deadline = Some(deadline);
+        }
+        let out = describe(
+            &self.db,
+            &mut Weight {
+                left: cap,
+                deadline,
+            },
+        );
+        let mut g = self.gate.lock();
+        let timed_out = g.timed_out;
+        g.deadline = None;
+        g.enter(Mode::Locked);
+        match out {
+            Err(_) if timed_out => Err(StorageError::Timeout),
+            other => other,
+        }
+    }
+}
+
+/// What a description may still weigh, and when it must be done.
+struct Weight {
+    left: usize,
+    deadline: Instant,
+}
+
+impl Weight {
+    /// Takes `n` bytes; `ResultTooLarge` when they are not left, `Timeout` past the deadline.
+    fn take(&mut self, n: usize) -> Result<(), StorageError> {
+        if Instant::now() >= self.deadline {
+            return Err(StorageError::Timeout);
+        }
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or(StorageError::ResultTooLarge)?;
+        Ok(())
+    }
+}
+
 /// Reads the whole schema (run as trusted SQL).
-pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
+fn describe(db: &Connection, weight: &mut Weight) -> Result<Schema, StorageError> {
+    weight.take(0)?;
     let mut schema = Schema {
         tables: Vec::new(),
         views: Vec::new(),
@@ -22,22 +76,26 @@ pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
            AND m.type IN ('table', 'view', 'trigger') AND coalesce(l.type, '') <> 'shadow' \
          ORDER BY m.rowid",
     )?;
-    let objects = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, String>(4)? == "virtual",
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<(String, String, String, String, bool)>>>()?;
+    let mut objects: Vec<(String, String, String, String, bool)> = Vec::new();
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let object = (
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)? == "virtual",
+        );
+        weight.take(object.1.len() + object.2.len() + object.3.len() + 16)?;
+        objects.push(object);
+    }
+    drop(rows);
     let stats = has_stat1(db)?;
     for (kind, name, table, ddl, is_virtual) in objects {
         match kind.as_str() {
             "table" => {
                 let mut table = table_of(db, name, ddl)?;
+                weight.take(table_weight(&table))?;
                 if !is_virtual {
                     table.row_estimate = Some(estimate_rows(db, &table.name, stats)?);
                 }
@@ -48,6 +106,34 @@ pub(crate) fn describe(db: &Connection) -> rusqlite::Result<Schema> {
         }
     }
     Ok(schema)
+}
+
+/// About what a table's columns, indexes and foreign keys add to the description.
+fn table_weight(t: &Table) -> usize {
+    let columns: usize = t
+        .columns
+        .iter()
+        .map(|c| c.name.len() + c.r#type.len() + c.default.as_ref().map_or(0, String::len) + 48)
+        .sum();
+    let indexes: usize = t
+        .indexes
+        .iter()
+        .map(|i| i.name.len() + i.ddl.len() + i.columns.iter().map(|c| c.len() + 3).sum::<usize>())
+        .sum();
+    let keys: usize = t
+        .foreign_keys
+        .iter()
+        .map(|k| {
+            k.table.len()
+                + k.columns
+                    .iter()
+                    .chain(&k.to)
+                    .map(|c| c.len() + 3)
+                    .sum::<usize>()
+                + 64
+        })
+        .sum();
+    columns + indexes + keys
 }
 
 fn table_of(db: &Connection, name: String, ddl: String) -> rusqlite::Result<Table> {

@@ -3,6 +3,7 @@
 mod build;
 mod exec;
 mod files;
+mod hardening;
 mod security;
 mod template;
 mod template_migration;

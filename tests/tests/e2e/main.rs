@@ -16,6 +16,7 @@ mod databases;
 mod docs_links;
 mod durability;
 mod hardening_accounts;
+mod hardening_sql;
 mod limits;
 mod mcp;
 mod nats_restart;

@@ -67,14 +67,22 @@ fn mcp_url(app: &TestApp, db: &str) -> String {
     format!("{}/v1/databases/{db}/mcp", app.base)
 }
 
-async fn mcp_client(app: &TestApp, db: &str, token: &str) -> RunningService<RoleClient, ()> {
+pub(crate) async fn mcp_client(
+    app: &TestApp,
+    db: &str,
+    token: &str,
+) -> RunningService<RoleClient, ()> {
     let config = StreamableHttpClientTransportConfig::with_uri(mcp_url(app, db)).auth_header(token);
     ().serve(StreamableHttpClientTransport::from_config(config))
         .await
         .expect("MCP handshake")
 }
 
-async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+pub(crate) async fn call(
+    client: &RunningService<RoleClient, ()>,
+    tool: &str,
+    args: Value,
+) -> CallToolResult {
     let Value::Object(args) = args else {
         panic!("arguments must be an object")
     };
@@ -84,7 +92,7 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) 
         .expect("tools/call")
 }
 
-fn text_of(r: &CallToolResult) -> String {
+pub(crate) fn text_of(r: &CallToolResult) -> String {
     r.content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
