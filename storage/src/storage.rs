@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cache::{Inner, remove_if_exists, sidecar};
+use crate::conn::Conn;
 use crate::describe::{Schema, describe};
 use crate::template_migration::{MigrateOutcome, Migrations, Open};
 use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig, StorageError};
@@ -58,6 +59,27 @@ impl Storage {
             .await
     }
 
+    /// Runs `f` on the cached connection of `loc`, opening it first when needed. The turn on
+    /// the connection is awaited here, on the async runtime, and only then does `f` take a
+    /// blocking thread: a queue of requests for one busy database holds no thread of the
+    /// blocking pool, which every other database's requests need. Dropping the future while
+    /// it waits leaves the queue.
+    async fn on_conn<T, F>(&self, loc: &DbLocation, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Conn) -> T + Send + 'static,
+    {
+        let handle = match self.inner.handles.get(loc) {
+            Some(h) => h,
+            None => {
+                let loc = loc.clone();
+                self.blocking(move |inner| inner.handle(&loc)).await?
+            }
+        };
+        let mut conn = handle.lock_owned().await;
+        self.blocking(move |inner| Ok(f(inner, &mut conn))).await
+    }
+
     /// Runs one statement under `role`.
     pub async fn query(
         &self,
@@ -65,13 +87,10 @@ impl Storage {
         role: Role,
         stmt: Statement,
     ) -> Result<QueryResult, StorageError> {
-        let loc = loc.clone();
-        self.blocking(move |inner| {
-            let handle = inner.handle(&loc)?;
-            let mut conn = handle.lock();
+        self.on_conn(loc, move |inner, conn| {
             conn.query(role, &stmt, &inner.cfg.limits)
         })
-        .await
+        .await?
     }
 
     /// Runs `stmts` under `role` in one transaction; the first failure rolls
@@ -82,42 +101,27 @@ impl Storage {
         role: Role,
         stmts: Vec<Statement>,
     ) -> Result<Vec<QueryResult>, BatchError> {
-        let loc = loc.clone();
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            if stmts.is_empty() {
-                return Ok(Vec::new());
-            }
-            let handle = inner
-                .handle(&loc)
-                .map_err(|error| BatchError { index: 0, error })?;
-            let mut conn = handle.lock();
+        if stmts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.on_conn(loc, move |inner, conn| {
             conn.batch(role, &stmts, &inner.cfg.limits)
         })
         .await
-        .map_err(|e| BatchError {
-            index: 0,
-            error: StorageError::Internal(format!("blocking task failed: {e}")),
-        })?
+        .map_err(|error| BatchError { index: 0, error })?
     }
 
     /// The schema of the database.
     pub async fn describe(&self, loc: &DbLocation) -> Result<Schema, StorageError> {
-        let loc = loc.clone();
-        self.blocking(move |inner| inner.handle(&loc)?.lock().trusted(describe))
-            .await
+        self.on_conn(loc, |_, conn| conn.trusted(describe)).await?
     }
 
     /// `PRAGMA schema_version`: changes whenever the schema changes.
     pub async fn schema_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
-        let loc = loc.clone();
-        self.blocking(move |inner| {
-            inner
-                .handle(&loc)?
-                .lock()
-                .trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
+        self.on_conn(loc, |_, conn| {
+            conn.trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
         })
-        .await
+        .await?
     }
 
     /// Applies the migrations above the database's `user_version` (see [`Migration`]),
@@ -147,15 +151,22 @@ impl Storage {
         migrations: Migrations,
         open: Open,
     ) -> Result<MigrateOutcome, StorageError> {
-        let loc = loc.clone();
-        let work = move |inner: &Inner| {
-            inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
-        };
         match open {
             // Someone is waiting for this database (a query catching up, a template).
-            Open::Cached => self.blocking(work).await,
+            Open::Cached => {
+                self.on_conn(loc, move |inner, c| {
+                    c.migrate(&migrations, &inner.cfg.limits)
+                })
+                .await?
+            }
             // A rollout over every database: bulk work, on the lower-priority lane.
-            Open::Transient => self.background(work).await,
+            Open::Transient => {
+                let loc = loc.clone();
+                self.background(move |inner| {
+                    inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
+                })
+                .await
+            }
         }
     }
 
@@ -187,6 +198,9 @@ impl Storage {
 
     /// `PRAGMA user_version`: the template migration version the database has.
     pub async fn user_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
+        if self.inner.handles.contains_key(loc) {
+            return self.on_conn(loc, |_, c| c.user_version()).await?;
+        }
         let loc = loc.clone();
         self.blocking(move |inner| inner.with_conn(&loc, Open::Transient, |c| c.user_version()))
             .await
@@ -242,9 +256,12 @@ impl Storage {
 
     /// Evicts the cached connection and removes the file, its WAL and shm.
     pub async fn delete(&self, loc: &DbLocation) -> Result<(), StorageError> {
+        if let Some(handle) = self.inner.handles.remove(loc) {
+            // Waits (asynchronously) for the statement in flight.
+            drop(handle.lock().await);
+        }
         let loc = loc.clone();
         self.blocking(move |inner| {
-            inner.evict(&loc);
             let path = inner.path(&loc);
             remove_if_exists(&path)?;
             remove_if_exists(&sidecar(&path, "-wal"))?;

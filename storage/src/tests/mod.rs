@@ -6,6 +6,7 @@ mod files;
 mod security;
 mod template;
 mod template_migration;
+mod waiting;
 
 use std::time::Duration;
 

@@ -15,6 +15,7 @@ mod cors;
 mod databases;
 mod docs_links;
 mod durability;
+mod fairness;
 mod limits;
 mod mcp;
 mod nats_restart;
