@@ -259,8 +259,10 @@ pub async fn export(
     let in_flight = state.admission.export(namespace_id)?;
     let snapshot = state.storage.export(&db.location).await?;
     // Open before the temporary file is dropped (and unlinked).
-    let file = tokio::fs::File::open(snapshot.path()).await?;
-    let len = file.metadata().await?.len();
+    let file = tokio::fs::File::open(snapshot.path())
+        .await
+        .map_err(StorageError::from)?;
+    let len = file.metadata().await.map_err(StorageError::from)?.len();
     drop(snapshot);
     Ok(Export {
         file,
