@@ -70,7 +70,7 @@ fn assert_some_refused(outs: &[Outcome], scope: &str) {
         .map(|o| o.took)
         .max()
         .expect("some answered");
-    for o in &outs[..] {
+    for o in outs {
         if o.status == StatusCode::OK {
             continue;
         }
