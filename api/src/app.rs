@@ -168,6 +168,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         config.http.signup_max_per_window,
         std::time::Duration::from_secs(config.http.signin_window_secs.max(1)),
     );
+    let admission = crate::admission::Admission::new(config.http.admission_bounds());
     let state = AppState(Arc::new(App {
         registry: Registry::new(cp.clone()),
         auth: Auth::new(cp.clone()),
@@ -183,6 +184,7 @@ pub async fn start(config: Config, components: Components) -> anyhow::Result<Run
         cors,
         accounts: Accounts::new(Box::new(PasswordProvider)),
         limiter,
+        admission,
         signing_key,
         grants_used: GrantUsage::new(cp.clone()),
         tokens_used: tokens::TokenUsage::new(cp.clone()),

@@ -69,6 +69,13 @@ pub enum ApiError {
     /// 413: `payload_too_large`, `result_too_large`.
     #[error("{detail}")]
     TooLarge { code: &'static str, detail: String },
+    /// 429: `rate_limited`: too much work in flight for the database, namespace or token, or
+    /// too many exports; answered with `Retry-After` (seconds).
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// 503: `provision_timeout`, `provision_failed`: the database is not ready.
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
@@ -133,6 +140,11 @@ impl ApiError {
             Self::TooLarge { code, detail } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, code, detail.clone())
             }
+            Self::RateLimited { detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                detail.clone(),
+            ),
             Self::Unavailable { code, detail } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, detail.clone())
             }
@@ -190,6 +202,13 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         res
     }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admission;
 pub mod agents;
 pub mod app;
 pub mod auth;

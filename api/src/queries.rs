@@ -1,5 +1,6 @@
-//! Running SQL for a caller (REST and agent tools alike): the funds check, execution under
-//! the caller's role, the `query.executed` usage event; and exports.
+//! Running SQL for a caller (REST and agent tools alike): the funds check, the bounds on work
+//! in flight, execution under the caller's role, the `query.executed` usage event; and
+//! exports, bounded likewise.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::{
     access::DatabaseAccess,
+    admission::{RateLimited, Ticket},
     principal::Principal,
     state::{AppState, DbEntry},
 };
@@ -21,6 +23,9 @@ pub enum QueryError {
     /// The namespace billed for the call has no funds left (402).
     #[error(transparent)]
     Unfunded(#[from] Unfunded),
+    /// Too much work in flight for the database, namespace or token (429).
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// Statement `index` of a batch failed; the batch was rolled back.
@@ -36,7 +41,7 @@ impl QueryError {
     fn usage_code(&self) -> Option<&'static str> {
         let storage = match self {
             Self::Unfunded(_) => return Some("insufficient_funds"),
-            Self::Encode(_) => return None,
+            Self::RateLimited(_) | Self::Encode(_) => return None,
             // A batch reached SQLite: whatever stopped it, the statements before it ran.
             Self::Batch { error, .. } => return Some(error.code()),
             Self::Storage(e) => e,
@@ -115,6 +120,7 @@ pub async fn execute(
     stmt: Statement,
 ) -> Result<Vec<u8>, QueryError> {
     check_funds(state, access)?;
+    let _in_flight = admit(state, access)?;
     let outcome = state
         .storage
         .query(access.location(), access.role, stmt)
@@ -138,6 +144,7 @@ pub async fn batch(
     stmts: Vec<Statement>,
 ) -> Result<Vec<u8>, QueryError> {
     check_funds(state, access)?;
+    let _in_flight = admit(state, access)?;
     let n = stmts.len() as u32;
     let outcome = state
         .storage
@@ -168,6 +175,16 @@ fn check_funds(state: &AppState, access: &DatabaseAccess) -> Result<(), Unfunded
     state
         .funding
         .check(&access.billed_namespace_id, &access.billed_namespace_slug)
+}
+
+/// Counts the call in flight on its database, billed namespace and token, or refuses it
+/// when one of them has as much as its bound allows.
+fn admit(state: &AppState, access: &DatabaseAccess) -> Result<Ticket, RateLimited> {
+    state.admission.query(
+        &access.db.id,
+        &access.billed_namespace_id,
+        access.principal.token_id(),
+    )
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, QueryError> {
@@ -228,18 +245,29 @@ pub struct Export {
     pub len: u64,
     /// `<namespace>-<database>.sqlite3`.
     pub filename: String,
+    /// Counts the export in flight until the download ends (the copy takes disk till then).
+    pub in_flight: Ticket,
 }
 
-/// A consistent copy of database `db` (the export endpoint and the account page's link).
-pub async fn export(state: &AppState, db: &DbEntry) -> Result<Export, StorageError> {
+/// A consistent copy of database `db` (the export endpoint and the account page's link),
+/// counted against the bounds on exports of `namespace_id` (the caller's) and of the process.
+pub async fn export(
+    state: &AppState,
+    db: &DbEntry,
+    namespace_id: &str,
+) -> Result<Export, QueryError> {
+    let in_flight = state.admission.export(namespace_id)?;
     let snapshot = state.storage.export(&db.location).await?;
     // Open before the temporary file is dropped (and unlinked).
-    let file = tokio::fs::File::open(snapshot.path()).await?;
-    let len = file.metadata().await?.len();
+    let file = tokio::fs::File::open(snapshot.path())
+        .await
+        .map_err(StorageError::from)?;
+    let len = file.metadata().await.map_err(StorageError::from)?.len();
     drop(snapshot);
     Ok(Export {
         file,
         len,
         filename: format!("{}-{}.sqlite3", db.namespace_slug, db.slug),
+        in_flight,
     })
 }

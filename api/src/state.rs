@@ -17,6 +17,7 @@ use sqlx::Row;
 
 use crate::{
     accounts::{Accounts, limiter::SignInLimiter},
+    admission::Admission,
     config::Config,
     error::ApiError,
     oauth::{keys::SigningKey, usage::GrantUsage},
@@ -62,6 +63,8 @@ pub struct App {
     /// People's accounts (sign-in through an identity provider).
     pub accounts: Accounts,
     pub limiter: SignInLimiter,
+    /// Bounds on queries and exports in flight (429 `rate_limited` past them).
+    pub admission: Admission,
     /// Signs ID tokens.
     pub signing_key: SigningKey,
     /// Debounced `last_used_at` of OAuth grants.

@@ -10,8 +10,11 @@ use crate::background::Background;
 use crate::conn::{self, Conn};
 use crate::{DbLocation, StorageConfig, StorageError};
 
-/// A cached connection; the mutex serializes use of the one connection.
-pub(crate) type Handle = Arc<Mutex<Conn>>;
+/// A cached connection; the mutex serializes use of the one connection. It is an async
+/// mutex so that requests wait for their turn on the async runtime (`Storage` locks it
+/// before taking a blocking thread): waiters never hold threads of the blocking pool.
+/// Code already on a blocking or background thread takes it with `blocking_lock`.
+pub(crate) type Handle = Arc<tokio::sync::Mutex<Conn>>;
 
 /// Built template images: template -> ((schema_version, user_version), image file).
 pub(crate) type ImageIndex = std::collections::HashMap<DbLocation, ((i64, i64), PathBuf)>;
@@ -71,15 +74,15 @@ impl Inner {
         let path = self.path(loc);
         self.handles
             .try_get_with(loc.clone(), || {
-                conn::open(&path, &self.cfg, false).map(|c| Arc::new(Mutex::new(c)))
+                conn::open(&path, &self.cfg, false).map(|c| Arc::new(tokio::sync::Mutex::new(c)))
             })
             .map_err(|e| e.duplicate())
     }
 
-    /// Drops the cached connection, waiting for a statement in flight.
+    /// Drops the cached connection, waiting for a statement in flight (on a blocking thread).
     pub(crate) fn evict(&self, loc: &DbLocation) {
         if let Some(h) = self.handles.remove(loc) {
-            drop(h.lock());
+            drop(h.blocking_lock());
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::{Inner, remove_if_exists, sidecar};
+use crate::conn::Conn;
 use crate::describe::Schema;
 use crate::template_migration::{MigrateOutcome, Migrations, Open};
 use crate::{BatchError, DbLocation, QueryResult, Role, Statement, StorageConfig, StorageError};
@@ -59,6 +60,53 @@ impl Storage {
             .await
     }
 
+    /// Runs `f` on the cached connection of `loc`, opening it first when needed. The turn on
+    /// the connection is awaited here, on the async runtime, and only then does `f` take a
+    /// blocking thread: a queue of requests for one busy database holds no thread of the
+    /// blocking pool, which every other database's requests need. Dropping the future while
+    /// it waits leaves the queue.
+    async fn on_conn<T, F>(&self, loc: &DbLocation, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Conn) -> T + Send + 'static,
+    {
+        self.on_conn_by(loc, None, f).await
+    }
+
+    /// [`Storage::on_conn`] for a request due by `deadline`: waiting for the connection past
+    /// it is `Timeout`, as running past it would be.
+    async fn on_conn_by<T, F>(
+        &self,
+        loc: &DbLocation,
+        deadline: Option<Instant>,
+        f: F,
+    ) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Conn) -> T + Send + 'static,
+    {
+        let handle = match self.inner.handles.get(loc) {
+            Some(h) => h,
+            None => {
+                let loc = loc.clone();
+                self.blocking(move |inner| inner.handle(&loc)).await?
+            }
+        };
+        let mut conn = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), handle.lock_owned())
+                .await
+                .map_err(|_| StorageError::Timeout)?,
+            None => handle.lock_owned().await,
+        };
+        self.blocking(move |inner| Ok(f(inner, &mut conn))).await
+    }
+
+    /// When a request arriving now must be done: one deadline for all its work, waiting
+    /// for the database's connection included.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.cfg.limits.query_timeout
+    }
+
     /// Runs one statement under `role`.
     pub async fn query(
         &self,
@@ -66,14 +114,11 @@ impl Storage {
         role: Role,
         stmt: Statement,
     ) -> Result<QueryResult, StorageError> {
-        let loc = loc.clone();
         let deadline = self.deadline();
-        self.blocking(move |inner| {
-            let handle = inner.handle(&loc)?;
-            let mut conn = handle.lock();
+        self.on_conn_by(loc, Some(deadline), move |inner, conn| {
             conn.query(role, &stmt, &inner.cfg.limits, deadline)
         })
-        .await
+        .await?
     }
 
     /// Runs `stmts` under `role` in one transaction; the first failure rolls
@@ -84,57 +129,33 @@ impl Storage {
         role: Role,
         stmts: Vec<Statement>,
     ) -> Result<Vec<QueryResult>, BatchError> {
-        let loc = loc.clone();
-        let inner = self.inner.clone();
+        if stmts.is_empty() {
+            return Ok(Vec::new());
+        }
         let deadline = self.deadline();
-        tokio::task::spawn_blocking(move || {
-            if stmts.is_empty() {
-                return Ok(Vec::new());
-            }
-            let handle = inner
-                .handle(&loc)
-                .map_err(|error| BatchError { index: 0, error })?;
-            let mut conn = handle.lock();
+        self.on_conn_by(loc, Some(deadline), move |inner, conn| {
             conn.batch(role, &stmts, &inner.cfg.limits, deadline)
         })
         .await
-        .map_err(|e| BatchError {
-            index: 0,
-            error: StorageError::Internal(format!("blocking task failed: {e}")),
-        })?
-    }
-
-    /// When a request arriving now must be done: one deadline for all its work, waiting
-    /// for the database's connection included.
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.inner.cfg.limits.query_timeout
+        .map_err(|error| BatchError { index: 0, error })?
     }
 
     /// The schema of the database, within the request's deadline and at most
     /// `max_result_bytes` of names and DDL (`ResultTooLarge` past it).
     pub async fn describe(&self, loc: &DbLocation) -> Result<Schema, StorageError> {
-        let loc = loc.clone();
         let deadline = self.deadline();
-        self.blocking(move |inner| {
-            let limits = &inner.cfg.limits;
-            inner
-                .handle(&loc)?
-                .lock()
-                .describe(deadline, limits.max_result_bytes)
+        self.on_conn_by(loc, Some(deadline), move |inner, conn| {
+            conn.describe(deadline, inner.cfg.limits.max_result_bytes)
         })
-        .await
+        .await?
     }
 
     /// `PRAGMA schema_version`: changes whenever the schema changes.
     pub async fn schema_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
-        let loc = loc.clone();
-        self.blocking(move |inner| {
-            inner
-                .handle(&loc)?
-                .lock()
-                .trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
+        self.on_conn(loc, |_, conn| {
+            conn.trusted(|db| db.query_row("PRAGMA schema_version", [], |r| r.get(0)))
         })
-        .await
+        .await?
     }
 
     /// Applies the migrations above the database's `user_version` (see [`Migration`]),
@@ -164,15 +185,22 @@ impl Storage {
         migrations: Migrations,
         open: Open,
     ) -> Result<MigrateOutcome, StorageError> {
-        let loc = loc.clone();
-        let work = move |inner: &Inner| {
-            inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
-        };
         match open {
             // Someone is waiting for this database (a query catching up, a template).
-            Open::Cached => self.blocking(work).await,
+            Open::Cached => {
+                self.on_conn(loc, move |inner, c| {
+                    c.migrate(&migrations, &inner.cfg.limits)
+                })
+                .await?
+            }
             // A rollout over every database: bulk work, on the lower-priority lane.
-            Open::Transient => self.background(work).await,
+            Open::Transient => {
+                let loc = loc.clone();
+                self.background(move |inner| {
+                    inner.with_conn(&loc, open, |c| c.migrate(&migrations, &inner.cfg.limits))
+                })
+                .await
+            }
         }
     }
 
@@ -204,6 +232,9 @@ impl Storage {
 
     /// `PRAGMA user_version`: the template migration version the database has.
     pub async fn user_version(&self, loc: &DbLocation) -> Result<i64, StorageError> {
+        if self.inner.handles.contains_key(loc) {
+            return self.on_conn(loc, |_, c| c.user_version()).await?;
+        }
         let loc = loc.clone();
         self.blocking(move |inner| inner.with_conn(&loc, Open::Transient, |c| c.user_version()))
             .await
@@ -270,9 +301,12 @@ impl Storage {
 
     /// Evicts the cached connection and removes the file, its WAL and shm.
     pub async fn delete(&self, loc: &DbLocation) -> Result<(), StorageError> {
+        if let Some(handle) = self.inner.handles.remove(loc) {
+            // Waits (asynchronously) for the statement in flight.
+            drop(handle.lock().await);
+        }
         let loc = loc.clone();
         self.blocking(move |inner| {
-            inner.evict(&loc);
             let path = inner.path(&loc);
             remove_if_exists(&path)?;
             remove_if_exists(&sidecar(&path, "-wal"))?;

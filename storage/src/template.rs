@@ -67,7 +67,7 @@ impl Inner {
     fn template_image(&self, template: &DbLocation) -> Result<(PathBuf, i64), StorageError> {
         let schema = {
             let handle = self.handle(template)?;
-            let conn = handle.lock();
+            let conn = handle.blocking_lock();
             conn.trusted(read_schema)?
         };
         let mut index = self.image_index.lock();

@@ -57,7 +57,7 @@ impl Inner {
             Open::Transient => self.handles.get(loc),
         };
         match cached {
-            Some(h) => f(&mut h.lock()),
+            Some(h) => f(&mut h.blocking_lock()),
             None => {
                 let mut c = conn::open(&self.path(loc), &self.cfg, false)?;
                 f(&mut c)

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use persql_metering::{Money, Prices};
 
 use super::values::{MigrationPolicy, Switch, SynchronousMode, operator_token, price};
-use crate::{client_ip::parse_proxy, tokens::Secret};
+use crate::{admission::Bounds, client_ip::parse_proxy, tokens::Secret};
 
 /// Where the control plane, the event log and the tenant files are (every subcommand).
 #[derive(Clone, Debug, Args)]
@@ -111,6 +111,45 @@ pub struct HttpSettings {
     /// Unset: the header is ignored and the client is the socket's peer.
     #[arg(long, env = "PERSQL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Queries and batches in flight (queued or running) on one database before 429
+    /// `rate_limited`. A database runs one statement at a time; the rest wait their turn.
+    #[arg(long, env = "PERSQL_MAX_IN_FLIGHT_PER_DATABASE", default_value_t = 32)]
+    pub max_in_flight_per_database: usize,
+
+    /// Queries and batches in flight billed to one namespace before 429 `rate_limited`.
+    #[arg(
+        long,
+        env = "PERSQL_MAX_IN_FLIGHT_PER_NAMESPACE",
+        default_value_t = 128
+    )]
+    pub max_in_flight_per_namespace: usize,
+
+    /// Queries and batches in flight under one token before 429 `rate_limited`.
+    #[arg(long, env = "PERSQL_MAX_IN_FLIGHT_PER_TOKEN", default_value_t = 64)]
+    pub max_in_flight_per_token: usize,
+
+    /// Exports in flight in this process before 429 `rate_limited`: each holds a copy of its
+    /// database on disk until its download ends.
+    #[arg(long, env = "PERSQL_MAX_EXPORTS", default_value_t = 4)]
+    pub max_exports: usize,
+
+    /// Exports in flight billed to one namespace before 429 `rate_limited`.
+    #[arg(long, env = "PERSQL_MAX_EXPORTS_PER_NAMESPACE", default_value_t = 2)]
+    pub max_exports_per_namespace: usize,
+}
+
+impl HttpSettings {
+    /// The bounds on work in flight.
+    pub fn admission_bounds(&self) -> Bounds {
+        Bounds {
+            per_database: self.max_in_flight_per_database,
+            per_namespace: self.max_in_flight_per_namespace,
+            per_token: self.max_in_flight_per_token,
+            exports: self.max_exports,
+            exports_per_namespace: self.max_exports_per_namespace,
+        }
+    }
 }
 
 /// Tenant database files: durability, open handles, statement time and size limits, and

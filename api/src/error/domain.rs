@@ -4,7 +4,8 @@ use persql_metering::{Unfunded, topups::TopupError};
 
 use super::ApiError;
 use crate::{
-    databases::DatabaseError, namespaces::NamespaceError, oauth::GrantError, queries::QueryError,
+    admission::RateLimited, databases::DatabaseError, namespaces::NamespaceError,
+    oauth::GrantError, queries::QueryError,
 };
 
 impl From<NamespaceError> for ApiError {
@@ -27,6 +28,15 @@ impl From<Unfunded> for ApiError {
     }
 }
 
+impl From<RateLimited> for ApiError {
+    fn from(e: RateLimited) -> Self {
+        Self::RateLimited {
+            retry_after_secs: e.retry_after.as_secs().max(1),
+            detail: e.to_string(),
+        }
+    }
+}
+
 impl From<TopupError> for ApiError {
     fn from(e: TopupError) -> Self {
         match e {
@@ -43,6 +53,7 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::Unfunded(e) => e.into(),
+            QueryError::RateLimited(e) => e.into(),
             QueryError::Storage(e) => e.into(),
             QueryError::Batch { index, error } => Self::Batch {
                 index,

@@ -66,6 +66,7 @@ pub struct BatchRequest {
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 402, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 408, body = Problem),
         (status = 413, body = Problem), (status = 507, body = Problem),
+        (status = 429, body = Problem, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn run_query(
     State(state): State<AppState>,
@@ -87,6 +88,7 @@ pub async fn run_query(
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 402, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 408, body = Problem),
         (status = 413, body = Problem), (status = 507, body = Problem),
+        (status = 429, body = Problem, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn run_batch(
     State(state): State<AppState>,
@@ -123,17 +125,25 @@ fn json_response(body: Vec<u8>) -> Response {
     responses(
         (status = 200, content_type = "application/vnd.sqlite3", body = Vec<u8>),
         (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 429, body = Problem, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn export_database(
     State(state): State<AppState>,
     access: DatabaseAccess,
 ) -> Result<Response, ApiError> {
-    Ok(queries::export(&state, &access.db).await?.into_response())
+    let export = queries::export(&state, &access.db, &access.billed_namespace_id).await?;
+    Ok(export.into_response())
 }
 
 /// The export as a download (here and on the account page).
 impl IntoResponse for Export {
     fn into_response(self) -> Response {
+        let ticket = self.in_flight;
+        // The body owns the ticket: the export counts in flight until the download ends
+        // or the client goes away, as long as the unlinked copy holds its disk space.
+        let file = tokio_util::io::InspectReader::new(self.file, move |_| {
+            let _ = &ticket;
+        });
         (
             [
                 (header::CONTENT_TYPE, "application/vnd.sqlite3".to_owned()),
@@ -143,7 +153,7 @@ impl IntoResponse for Export {
                     format!("attachment; filename=\"{}\"", self.filename),
                 ),
             ],
-            Body::from_stream(tokio_util::io::ReaderStream::new(self.file)),
+            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
         )
             .into_response()
     }

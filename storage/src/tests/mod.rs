@@ -7,6 +7,7 @@ mod hardening;
 mod security;
 mod template;
 mod template_migration;
+mod waiting;
 
 use std::time::Duration;
 

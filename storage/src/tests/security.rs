@@ -240,7 +240,7 @@ async fn a_read_token_can_query_virtual_tables_on_a_fresh_connection() {
             .await
             .unwrap();
     }
-    s.inner.evict(&db);
+    s.inner.handles.invalidate(&db);
     for sql in [
         "SELECT * FROM f WHERE f MATCH 'hello'",
         "SELECT id FROM r WHERE x0 < 5",

@@ -99,6 +99,7 @@ async fn template_user_version_is_copied_and_changes_rebuild_the_image() {
     let handle = s.inner.handle(&t).unwrap();
     handle
         .lock()
+        .await
         .trusted(|db| db.execute_batch("PRAGMA user_version = 7"))
         .unwrap();
     drop(handle);

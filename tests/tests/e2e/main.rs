@@ -15,6 +15,7 @@ mod cors;
 mod databases;
 mod docs_links;
 mod durability;
+mod fairness;
 mod hardening_accounts;
 mod hardening_sql;
 mod limits;

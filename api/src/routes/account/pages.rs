@@ -106,7 +106,9 @@ pub async fn export_page(
     };
     let result = async {
         let (_, db) = browse::connected(&state, &account, &client_id).await?;
-        Ok::<_, ApiError>(queries::export(&state, &db).await?.into_response())
+        // The account's own database: counted against its namespace's exports.
+        let export = queries::export(&state, &db, &db.namespace_id).await?;
+        Ok::<_, ApiError>(export.into_response())
     };
     result.await.unwrap_or_else(pages::api_error)
 }
