@@ -115,7 +115,11 @@ async fn a_comment_does_not_make_an_ordinary_table_a_shadow_table() {
     }
     for fresh in [false, true] {
         if fresh {
-            s.inner.evict(&db);
+            // Eviction waits for the connection's statement in flight: a blocking wait.
+            let (inner, loc) = (s.inner.clone(), db.clone());
+            tokio::task::spawn_blocking(move || inner.evict(&loc))
+                .await
+                .unwrap();
         }
         for sql in ["INSERT INTO x_data VALUES (1)", "DELETE FROM x_data"] {
             let err = s
