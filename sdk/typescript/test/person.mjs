@@ -88,7 +88,8 @@ export class Person {
 
   /**
    * Follows an authorize URL while signed out: the sign-in page, its "Create an account"
-   * link, the sign-up form; answers the page the sign-up returned to (the consent page).
+   * link, the sign-up form, then signing in; answers the page sign-in returned to (the
+   * consent page).
    */
   async signUpThrough(authorizeURL, email) {
     const signin = await this.get(authorizeURL);
@@ -99,7 +100,13 @@ export class Person {
     const form = await this.get(unescape(link[1]));
     assert.equal(form.status, 200, form.text);
     assert.match(form.text, /Create your PerSQL account/);
-    const done = await this.submit(form, "/account/signup", { email, password: PASSWORD });
+    const created = await this.submit(form, "/account/signup", { email, password: PASSWORD });
+    assert.equal(created.status, 303, created.text);
+    // Sign-up signs nobody in (it answers a registered email the same way): sign in next.
+    assert.match(created.location ?? "", /^\/account\/signin\?/);
+    const signinForm = await this.get(created.location);
+    assert.equal(signinForm.status, 200, signinForm.text);
+    const done = await this.submit(signinForm, "/account/signin", { email, password: PASSWORD });
     assert.equal(done.status, 303, done.text);
     assert.ok(this.cookies.has("persql_session"), "signed in: a session cookie");
     // Back where the sign-in page came from.
