@@ -6,9 +6,8 @@ use std::sync::Arc;
 use persql_storage::{Params, Role, Statement};
 use serde_json::{Map, Value};
 
-use super::Account;
+use super::{Account, AccountError};
 use crate::{
-    error::ApiError,
     oauth::grants::{self, ConnectedApp},
     state::{AppState, DbEntry},
 };
@@ -22,13 +21,8 @@ pub async fn connected(
     state: &AppState,
     account: &Account,
     client_id: &str,
-) -> Result<(ConnectedApp, Arc<DbEntry>), ApiError> {
-    let not_found = || {
-        ApiError::not_found(
-            "app_not_connected",
-            "this app holds no database in the account",
-        )
-    };
+) -> Result<(ConnectedApp, Arc<DbEntry>), AccountError> {
+    let not_found = || AccountError::NotConnected;
     let app = grants::list(state, account)
         .await?
         .into_iter()
@@ -37,7 +31,8 @@ pub async fn connected(
     let db = state
         .databases
         .lookup(&account.namespace_slug, &app.database_slug)
-        .await?
+        .await
+        .map_err(|e| AccountError::Lookup(e.to_string()))?
         .ok_or_else(not_found)?;
     Ok((app, db))
 }
@@ -62,13 +57,13 @@ pub async fn table_page(
     client_id: &str,
     table: Option<String>,
     page: u64,
-) -> Result<TablePage, ApiError> {
+) -> Result<TablePage, AccountError> {
     let (app, db) = connected(state, account, client_id).await?;
     let schema = state.storage.describe(&db.location).await?;
     let tables: Vec<String> = schema.tables.into_iter().map(|t| t.name).collect();
     let table = match table {
         Some(t) if tables.contains(&t) => Some(t),
-        Some(_) => return Err(ApiError::not_found("not_found", "no such table")),
+        Some(_) => return Err(AccountError::NoSuchTable),
         None => None,
     };
     let page = page.min(1_000_000);

@@ -22,7 +22,48 @@ use sqlx::Row;
 pub use email::Email;
 pub use password::{MIN_NEW_CHARS, Password, PasswordProvider};
 
-use crate::{error::ApiError, namespaces, slug::NamespaceSlug};
+use persql_events::StoreError;
+use persql_storage::StorageError;
+
+use crate::{
+    namespaces::{self, NamespaceError},
+    slug::NamespaceSlug,
+};
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Another account holds this identity (409 `account_exists`).
+    #[error("an account with this identity exists")]
+    Exists,
+    /// A new password is too easy to guess (400 `weak_password`).
+    #[error("{0}")]
+    WeakPassword(String),
+    /// The app holds no database in the account (404 `app_not_connected`).
+    #[error("this app holds no database in the account")]
+    NotConnected,
+    /// The browser asked for a table the database does not have (404 `not_found`).
+    #[error("no such table")]
+    NoSuchTable,
+    /// Looking up the app's database failed (500).
+    #[error("looking up the database: {0}")]
+    Lookup(String),
+    /// Hashing a password failed (500).
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
 
 /// A person as an identity provider vouches for them.
 #[derive(Clone, Debug)]
@@ -48,9 +89,9 @@ pub trait IdentityProvider: Send + Sync {
         cp: &ControlPlane,
         email: &Email,
         password: &Password,
-    ) -> Result<Option<Identity>, ApiError>;
+    ) -> Result<Option<Identity>, AccountError>;
     /// A new identity for sign-up with these credentials.
-    async fn enrol(&self, email: &Email, password: &Password) -> Result<Identity, ApiError>;
+    async fn enrol(&self, email: &Email, password: &Password) -> Result<Identity, AccountError>;
 }
 
 /// A signed-in person.
@@ -122,7 +163,7 @@ impl Accounts {
         cp: &ControlPlane,
         email: &Email,
         password: &Password,
-    ) -> Result<Option<Account>, ApiError> {
+    ) -> Result<Option<Account>, AccountError> {
         match self.provider.verify(cp, email, password).await? {
             Some(identity) => self.find_or_create(cp, identity).await.map(Some),
             None => Ok(None),
@@ -138,7 +179,7 @@ impl Accounts {
         cp: &ControlPlane,
         email: &Email,
         password: &Password,
-    ) -> Result<SignUp, ApiError> {
+    ) -> Result<SignUp, AccountError> {
         password.check_strength(email).await?;
         let identity = self.provider.enrol(email, password).await?;
         let taken = sqlx::query("SELECT 1 FROM accounts WHERE email = $1")
@@ -152,7 +193,7 @@ impl Accounts {
         match self.find_or_create(cp, identity).await {
             Ok(account) => Ok(SignUp::Created(account)),
             // Lost a race with a sign-up of the same email.
-            Err(ApiError::Conflict { .. }) => Ok(SignUp::AlreadyRegistered),
+            Err(AccountError::Exists) => Ok(SignUp::AlreadyRegistered),
             Err(e) => Err(e),
         }
     }
@@ -163,7 +204,7 @@ impl Accounts {
         &self,
         cp: &ControlPlane,
         identity: Identity,
-    ) -> Result<Account, ApiError> {
+    ) -> Result<Account, AccountError> {
         let q = format!("{SELECT} WHERE a.provider = $1 AND a.subject = $2");
         let existing = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(identity.provider)
@@ -175,7 +216,8 @@ impl Accounts {
         }
         let id = uuid::Uuid::now_v7().simple().to_string();
         // Account namespaces get a random slug: emails must not leak into NATS subjects.
-        let slug = NamespaceSlug::parse(&format!("acct-{}", &id[id.len() - 12..]))?;
+        let slug = NamespaceSlug::parse(&format!("acct-{}", &id[id.len() - 12..]))
+            .map_err(|e| StoreError::Apply(format!("account namespace slug: {e}")))?;
         let mut tx = cp.begin().await?;
         let namespace_id = namespaces::insert(&mut tx, cp.backend(), &slug).await?.id;
         let inserted = sqlx::query(
@@ -193,10 +235,7 @@ impl Accounts {
         .await?
         .rows_affected();
         if inserted == 0 {
-            return Err(ApiError::Conflict {
-                code: "account_exists",
-                detail: "an account with this identity exists".into(),
-            });
+            return Err(AccountError::Exists);
         }
         cp.commit(tx).await?;
         Ok(Account {

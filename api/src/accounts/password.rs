@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use persql_events::ControlPlane;
 use sqlx::Row;
 
-use super::{Email, Identity, IdentityProvider};
+use super::{AccountError, Email, Identity, IdentityProvider};
 use crate::error::ApiError;
 
 /// A password as typed: 8–1024 characters. `Debug` never prints it.
@@ -38,7 +38,7 @@ impl Password {
     /// Refuses a password too weak for a new account (400 `weak_password`): shorter than
     /// [`MIN_NEW_CHARS`], or guessable in under 10^8 tries by zxcvbn's estimate (common
     /// passwords, words, repeats, sequences, dates and the email itself are cheap).
-    pub async fn check_strength(&self, email: &Email) -> Result<(), ApiError> {
+    pub async fn check_strength(&self, email: &Email) -> Result<(), AccountError> {
         if self.0.chars().count() < MIN_NEW_CHARS {
             return Err(weak(format!(
                 "choose a password of at least {MIN_NEW_CHARS} characters"
@@ -73,8 +73,8 @@ pub const MIN_NEW_CHARS: usize = 10;
 /// from offline slow-hash scenario" (10^8 guesses or more).
 const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 
-fn weak(detail: String) -> ApiError {
-    ApiError::bad_request("weak_password", detail)
+fn weak(detail: String) -> AccountError {
+    AccountError::WeakPassword(detail)
 }
 
 /// Email + password accounts.
@@ -87,11 +87,11 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, AccountError> {
     // argon2 is deliberately CPU- and memory-hard (tens of ms): off the async workers.
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))
+        .map_err(|e| AccountError::Hashing(format!("task: {e}")))
 }
 
 #[async_trait]
@@ -105,7 +105,7 @@ impl IdentityProvider for PasswordProvider {
         cp: &ControlPlane,
         email: &Email,
         password: &Password,
-    ) -> Result<Option<Identity>, ApiError> {
+    ) -> Result<Option<Identity>, AccountError> {
         let row = sqlx::query(
             "SELECT password_hash FROM accounts WHERE email = $1 AND provider = 'password'",
         )
@@ -137,7 +137,7 @@ impl IdentityProvider for PasswordProvider {
         }))
     }
 
-    async fn enrol(&self, email: &Email, password: &Password) -> Result<Identity, ApiError> {
+    async fn enrol(&self, email: &Email, password: &Password) -> Result<Identity, AccountError> {
         let typed = password.0.clone();
         let hash = blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
@@ -146,7 +146,7 @@ impl IdentityProvider for PasswordProvider {
                 .map(|h| h.to_string())
         })
         .await?
-        .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))?;
+        .map_err(|e| AccountError::Hashing(e.to_string()))?;
         Ok(Identity {
             provider: self.name(),
             subject: email.as_str().to_owned(),
@@ -211,13 +211,7 @@ mod tests {
             .check_strength(&email)
             .await
             .unwrap_err();
-        assert!(matches!(
-            err,
-            ApiError::BadRequest {
-                code: "weak_password",
-                ..
-            }
-        ));
+        assert!(matches!(err, AccountError::WeakPassword(_)), "{err:?}");
     }
 
     #[test]

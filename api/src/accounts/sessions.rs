@@ -10,8 +10,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Account, Accounts};
-use crate::{error::ApiError, tokens};
+use super::{Account, AccountError, Accounts};
+use crate::tokens;
 
 pub const SESSION_COOKIE: &str = "persql_session";
 pub const CSRF_COOKIE: &str = "persql_csrf";
@@ -45,7 +45,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String
 }
 
 /// Starts a session for `account_id` (dropping expired sessions); returns the cookie value.
-pub async fn create(cp: &ControlPlane, account_id: &str) -> Result<String, ApiError> {
+pub async fn create(cp: &ControlPlane, account_id: &str) -> Result<String, AccountError> {
     let id = random_id();
     let now = now_ms();
     sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
@@ -65,7 +65,7 @@ pub async fn create(cp: &ControlPlane, account_id: &str) -> Result<String, ApiEr
 }
 
 /// Ends the session carried by `headers`, if any.
-pub async fn delete(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError> {
+pub async fn delete(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), AccountError> {
     if let Some(id) = cookie(headers, SESSION_COOKIE) {
         sqlx::query("DELETE FROM sessions WHERE hash = $1")
             .bind(tokens::hash(id))
@@ -76,7 +76,10 @@ pub async fn delete(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiErr
 }
 
 /// The signed-in account of the request's session cookie, if the session is live.
-pub async fn current(cp: &ControlPlane, headers: &HeaderMap) -> Result<Option<Account>, ApiError> {
+pub async fn current(
+    cp: &ControlPlane,
+    headers: &HeaderMap,
+) -> Result<Option<Account>, AccountError> {
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };

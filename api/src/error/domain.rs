@@ -4,8 +4,8 @@ use persql_metering::{Unfunded, topups::TopupError};
 
 use super::ApiError;
 use crate::{
-    admission::RateLimited, databases::DatabaseError, namespaces::NamespaceError,
-    oauth::GrantError, queries::QueryError,
+    accounts::AccountError, admission::RateLimited, databases::DatabaseError,
+    namespaces::NamespaceError, oauth::GrantError, queries::QueryError,
 };
 
 impl From<NamespaceError> for ApiError {
@@ -86,6 +86,25 @@ impl From<DatabaseError> for ApiError {
             DatabaseError::Registry(e) => e.into(),
             DatabaseError::Storage(e) => e.into(),
             DatabaseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Exists => Self::Conflict {
+                code: "account_exists",
+                detail: e.to_string(),
+            },
+            AccountError::WeakPassword(detail) => Self::bad_request("weak_password", detail),
+            AccountError::NotConnected => Self::not_found("app_not_connected", e.to_string()),
+            AccountError::NoSuchTable => Self::not_found("not_found", e.to_string()),
+            AccountError::Hashing(m) => Self::Internal(format!("password hashing: {m}")),
+            AccountError::Lookup(m) => Self::Internal(format!("database lookup: {m}")),
+            AccountError::Namespace(e) => e.into(),
+            AccountError::Storage(e) => e.into(),
+            AccountError::Store(e) => e.into(),
         }
     }
 }

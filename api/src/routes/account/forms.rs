@@ -13,8 +13,7 @@ use serde::Deserialize;
 
 use super::{ClientIp, safe_return};
 use crate::{
-    accounts::{Account, Email, Password, SignUp, sessions},
-    error::ApiError,
+    accounts::{Account, AccountError, Email, Password, SignUp, sessions},
     pages::{self, auth::FormContext},
     state::AppState,
 };
@@ -119,7 +118,7 @@ async fn signed_in(state: &AppState, account: &Account, return_to: &str) -> Resp
             );
             pages::see_other(safe_return(return_to), &[cookie])
         }
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 
@@ -194,7 +193,7 @@ pub async fn sign_in(
             signed_in(&state, &a, &c.return_to).await
         }
         Ok(None) => again(StatusCode::UNAUTHORIZED, "Wrong email or password."),
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 
@@ -241,8 +240,8 @@ pub async fn sign_up(
                 .finish();
             pages::see_other(&format!("/account/signin?{q}"), &[])
         }
-        Err(e @ ApiError::BadRequest { .. }) => again(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e) => pages::api_error(e),
+        Err(e @ AccountError::WeakPassword(_)) => again(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 
@@ -267,7 +266,7 @@ pub async fn sign_out(
         );
     }
     if let Err(e) = sessions::delete(&state.cp, &headers).await {
-        return pages::api_error(e);
+        return pages::api_error(e.into());
     }
     let clear = sessions::set_cookie(sessions::SESSION_COOKIE, "", 0, state.secure_cookies());
     pages::see_other("/account/signin", &[clear])

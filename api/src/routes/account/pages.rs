@@ -32,7 +32,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<
                 .finish();
             Err(pages::see_other(&format!("/account/signin?{q}"), &[]))
         }
-        Err(e) => Err(pages::api_error(e)),
+        Err(e) => Err(pages::api_error(e.into())),
     }
 }
 

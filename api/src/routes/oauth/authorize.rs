@@ -104,7 +104,7 @@ pub async fn authorize_page(
             &state,
             &format!("/oauth/authorize?{}", raw.unwrap_or_default()),
         ),
-        Err(e) => pages::api_error(e),
+        Err(e) => pages::api_error(e.into()),
     }
 }
 
@@ -152,7 +152,7 @@ pub async fn decide_consent(
                 "Your session ended. Start again from the app.",
             );
         }
-        Err(e) => return pages::api_error(e),
+        Err(e) => return pages::api_error(e.into()),
     };
     match form.decision.as_str() {
         "approve" => match approve(&state, &account, &req).await {
