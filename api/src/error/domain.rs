@@ -187,6 +187,22 @@ mod tests {
                 (StatusCode::CONFLICT, "reference_conflict"),
             ),
             (
+                mapped(AccountError::Exists),
+                (StatusCode::CONFLICT, "account_exists"),
+            ),
+            (
+                mapped(AccountError::WeakPassword("too easy".into())),
+                (StatusCode::BAD_REQUEST, "weak_password"),
+            ),
+            (
+                mapped(AccountError::NotConnected),
+                (StatusCode::NOT_FOUND, "app_not_connected"),
+            ),
+            (
+                mapped(AccountError::Hashing("oom".into())),
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ),
+            (
                 mapped(GrantError::NotConnected),
                 (StatusCode::NOT_FOUND, "app_not_connected"),
             ),
